@@ -1,0 +1,90 @@
+# regcourse: the course "Regularization for deep networks" and its companion package.
+# `make book` builds the site, `make test` checks everything (CI runs exactly this).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+VENDOR := book/_vendor/.installed
+BUILD  := _build
+HTML   := $(BUILD)/html
+PORT   ?= 8000
+NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+export PYTHONHASHSEED ?= 0
+export REGCOURSE_NUM_THREADS ?= 1
+export MPLBACKEND := Agg
+
+.PHONY: help install book book-strict test test-unit test-notebooks test-site lab serve \
+        notebooks student grade bench clean
+
+help:
+	@echo "make book       build the site into $(HTML) (executes the chapters, cached)"
+	@echo "make test       unit tests, torch cross-checks, nbval on every chapter, strict build, browser check"
+	@echo "make lab        JupyterLab on the chapters, with regcourse importable"
+	@echo "make serve      serve the built site on http://127.0.0.1:$(PORT)/"
+	@echo "make notebooks  re-execute the chapters in place (refreshes their committed outputs)"
+	@echo "make clean      remove the build, the virtual environment and the vendored JS"
+
+# --- environment -----------------------------------------------------------
+$(STAMP): requirements.lock pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+install: $(STAMP) $(VENDOR)
+
+# MathJax and mermaid are served from the site itself, never from a CDN.
+$(VENDOR): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is needed to install MathJax and mermaid (apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf book/_vendor && mkdir -p book/_vendor/mermaid
+	cp -r node_modules/mathjax/es5 book/_vendor/mathjax
+	cp node_modules/mermaid/dist/mermaid.esm.min.mjs book/_vendor/mermaid/
+	mkdir -p book/_vendor/mermaid/chunks && cp -r node_modules/mermaid/dist/chunks/mermaid.esm.min book/_vendor/mermaid/chunks/
+	@touch $@
+
+# --- the book --------------------------------------------------------------
+book: install
+	$(BIN)/jupyter-book build . --path-output $(BUILD)
+	@echo "The site is in $(HTML)/index.html; run 'make serve' and open http://127.0.0.1:$(PORT)/"
+
+# Strict build (warnings are errors, nitpicky references) from the committed
+# outputs, which `test-notebooks` has just proved to reproduce.
+book-strict: install
+	@mkdir -p $(BUILD)
+	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > $(BUILD)/_config.strict.yml
+	$(BIN)/jupyter-book build . --path-output $(BUILD) --config $(BUILD)/_config.strict.yml -W -n --keep-going
+
+# --- tests -----------------------------------------------------------------
+test: install
+	$(MAKE) test-unit
+	$(MAKE) test-notebooks
+	$(MAKE) book-strict
+	$(MAKE) test-site
+
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not site" tests
+
+# nbval re-executes every chapter and compares each cell's output with the committed one.
+test-notebooks: install
+	$(BIN)/python -m pytest -v --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
+
+test-site: install
+	$(BIN)/python -m pytest -q -m site tests
+
+# --- working with the chapters ---------------------------------------------
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=book
+
+serve:
+	@test -f $(HTML)/index.html || { echo "no site yet: run 'make book' first"; exit 1; }
+	@echo "serving $(HTML) on http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory $(HTML)
+
+notebooks: install
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 $(NOTEBOOKS)
+
+clean:
+	rm -rf $(BUILD) $(VENV) node_modules book/_vendor student .pytest_cache

@@ -1,0 +1,66 @@
+"""regcourse: the companion package of the course *Regularization for deep networks*.
+
+Every number printed in the course's chapters is computed by this package. Each
+module holds one idea; see the chapter named in a function's docstring.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "setup"]
+
+
+def setup(version: str, *, seed: int = 0, threads: int | None = None) -> None:
+    """Prepare a notebook: check the package version, fix threads and seeds.
+
+    Every chapter's first cell calls this, so that a chapter run with another
+    version of the package fails loudly instead of printing different numbers.
+
+    Args:
+        version (str): the ``regcourse`` version the chapter was written for.
+        seed (int): seed for ``torch``, ``numpy`` and ``random``. Default: ``0``.
+        threads (int, optional): number of CPU threads for torch. Default: the
+            ``REGCOURSE_NUM_THREADS`` environment variable, else ``1``. The
+            chapters' outputs are the same with 1 or 2 threads; the tests check it.
+
+    Raises:
+        RuntimeError: if ``version`` is not the installed version.
+    """
+    from ._checks import check_scalar
+
+    if not isinstance(version, str):
+        raise TypeError(f"version must be a str, got {type(version).__name__}")
+    if version != __version__:
+        raise RuntimeError(
+            f"this notebook was written for regcourse {version}, but regcourse {__version__} "
+            "is installed; run `make notebooks` in the course repository (or install the "
+            "matching version) so the printed numbers match the book"
+        )
+    seed = check_scalar(seed, "seed", kind="int", low=0)
+    if threads is None:
+        threads = os.environ.get("REGCOURSE_NUM_THREADS", "1")
+        try:
+            threads = int(threads)
+        except ValueError:
+            raise ValueError(f"REGCOURSE_NUM_THREADS must be an integer, got {threads!r}") from None
+    threads = check_scalar(threads, "threads", kind="int", low=1)
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    torch.use_deterministic_algorithms(True)
+    # Figures: a fixed look, PNG output (nbval compares SVG but skips PNG).
+    try:
+        import matplotlib
+
+        matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (6, 3.5)})
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        pass
+    print(f"regcourse {__version__} ready: torch {torch.__version__.split('+')[0]}, seed {seed}")

@@ -1,0 +1,166 @@
+"""Argument checking shared by every module of :mod:`regcourse`.
+
+One small helper per kind of argument, in the spirit of scikit-learn's
+``check_scalar``: a public function calls these first, so bad input fails
+at once with a ``ValueError``/``TypeError`` that names the argument and the
+value it got, instead of an obscure shape error (or a silent NaN) later.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+__all__ = ["check_scalar", "check_tensor", "check_same_shape", "check_generator"]
+
+_BRACKETS = {"both": ("[", "]"), "left": ("[", ")"), "right": ("(", "]"), "neither": ("(", ")")}
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return text
+
+
+def check_scalar(
+    value,
+    name: str,
+    *,
+    kind: str = "real",
+    low: float | None = None,
+    high: float | None = None,
+    closed: str = "both",
+    message: str | None = None,
+):
+    """Check that ``value`` is a finite number inside an interval and return it.
+
+    Args:
+        value: the value to check. Python numbers, numpy scalars and one-element
+            tensors are accepted; ``bool`` is not.
+        name (str): the argument's name, used in the error message.
+        kind (str): ``"real"`` (returns ``float``) or ``"int"`` (returns ``int``).
+            Default: ``"real"``.
+        low, high (float, optional): the interval's ends; ``None`` means unbounded.
+        closed (str): which ends belong to the interval: ``"both"``, ``"left"``,
+            ``"right"`` or ``"neither"``. Default: ``"both"``.
+        message (str, optional): a ``str.format`` template with ``{name}`` and
+            ``{value}`` used for the range error instead of the default, where we
+            mirror a torch built-in and reuse its wording.
+
+    Returns:
+        The value as ``float`` (kind ``"real"``) or ``int`` (kind ``"int"``).
+
+    Raises:
+        TypeError: if ``value`` is not a number of the right kind.
+        ValueError: if it is NaN, infinite or outside the interval.
+
+    Example:
+        >>> check_scalar(0.5, "p", low=0, high=1, closed="left")
+        0.5
+        >>> check_scalar(1.5, "p", low=0, high=1, closed="left")
+        Traceback (most recent call last):
+        ...
+        ValueError: p must be in [0, 1), got 1.5
+    """
+    if kind not in ("real", "int"):
+        raise ValueError(f"kind must be 'real' or 'int', got {kind!r}")
+    if closed not in _BRACKETS:
+        raise ValueError(f"closed must be one of {sorted(_BRACKETS)}, got {closed!r}")
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{name} must be a number, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        want = "an integer" if kind == "int" else "a real number"
+        raise TypeError(f"{name} must be {want}, got {_describe(value)} ({type(value).__name__})")
+    if kind == "int":
+        if not isinstance(value, numbers.Integral):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise TypeError(f"{name} must be an integer, got {_describe(value)}")
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+    too_low = low is not None and (value < low or (value == low and closed in ("right", "neither")))
+    too_high = high is not None and (value > high or (value == high and closed in ("left", "neither")))
+    if too_low or too_high:
+        if message is not None:
+            raise ValueError(message.format(name=name, value=value))
+        left, right = _BRACKETS[closed]
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        if low is not None and high is None:
+            rel = ">=" if closed in ("both", "left") else ">"
+            raise ValueError(f"{name} must be {rel} {lo}, got {value:g}")
+        if high is not None and low is None:
+            rel = "<=" if closed in ("both", "right") else "<"
+            raise ValueError(f"{name} must be {rel} {hi}, got {value:g}")
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}, got {value:g}")
+    return value
+
+
+def check_tensor(
+    x,
+    name: str,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    floating: bool = True,
+    finite: bool = True,
+    nonempty: bool = True,
+) -> torch.Tensor:
+    """Check that ``x`` is a tensor fit to compute with and return it.
+
+    Args:
+        x: the value to check.
+        name (str): the argument's name, used in the error message.
+        ndim (int or tuple of int, optional): the allowed numbers of dimensions.
+        floating (bool): require a floating-point dtype. Default: ``True``.
+        finite (bool): reject NaN and infinite entries (floating tensors only).
+            Default: ``True``.
+        nonempty (bool): reject tensors with no elements. Default: ``True``.
+
+    Returns:
+        ``x`` itself.
+
+    Raises:
+        TypeError: if ``x`` is not a tensor, or not floating when required.
+        ValueError: for a wrong number of dimensions, an empty tensor, or NaN/inf.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.dim() not in allowed:
+            want = " or ".join(str(n) for n in allowed)
+            raise ValueError(
+                f"{name} must have {want} dimensions, got {x.dim()} (shape {tuple(x.shape)})"
+            )
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if nonempty and x.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must be finite, got a tensor containing NaN or inf")
+    return x
+
+
+def check_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
+    """Raise ``ValueError`` unless tensors ``a`` and ``b`` have the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{a_name} and {b_name} must have the same shape, "
+            f"got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def check_generator(generator, name: str = "generator") -> torch.Generator | None:
+    """Check that ``generator`` is ``None`` or a ``torch.Generator`` and return it."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
