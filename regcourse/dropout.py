@@ -1,0 +1,199 @@
+"""Dropout: zero random activations while training, scale the survivors.
+
+Throughout, ``p`` is the probability of *dropping* a unit (as in
+:func:`torch.nn.functional.dropout`), so each unit is kept with probability
+``1 - p``. We implement *inverted* dropout: kept values are divided by
+``1 - p`` during training, so that the expected output equals the input and
+nothing changes at inference.
+
+Used in: chapter "Dropout".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._checks import check_generator, check_same_shape, check_scalar, check_tensor
+
+__all__ = ["dropout_mask", "apply_dropout_mask", "dropout", "Dropout"]
+
+
+def _check_p(p) -> float:
+    # [0, 1): p = 1 would drop everything and the 1 / (1 - p) scale would divide by zero.
+    return check_scalar(p, "p", low=0.0, high=1.0, closed="left")
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        raise TypeError(f"shape must be a tuple of ints, got {type(shape).__name__}")
+    return tuple(check_scalar(n, f"shape[{i}]", kind="int", low=0) for i, n in enumerate(shape))
+
+
+def dropout_mask(
+    shape,
+    p: float,
+    generator: torch.Generator | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Sample a dropout mask: each entry is 0 with probability ``p``, else 1.
+
+    ``p`` is the probability of *dropping* a unit (as in torch), so the mask
+    entries are independent Bernoulli(``1 - p``) draws.
+
+    Args:
+        shape (int or tuple of int): shape of the mask.
+        p (float): probability that an entry is 0 (the unit is dropped), in ``[0, 1)``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``
+            (torch's default generator).
+        dtype (torch.dtype): floating dtype of the mask. Default: ``torch.float32``.
+        device (torch.device or str, optional): device of the mask. Default: ``None`` (CPU).
+
+    Returns:
+        Tensor of the given shape holding only 0.0 and 1.0.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> dropout_mask((2, 3), p=0.5, generator=g).shape
+        torch.Size([2, 3])
+
+    Used in: chapter "Dropout".
+    """
+    shape = _check_shape(shape)
+    p = _check_p(p)
+    generator = check_generator(generator)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    # The same sampling call torch's own dropout makes: bernoulli_ with the keep probability.
+    return torch.empty(shape, dtype=dtype, device=device).bernoulli_(1.0 - p, generator=generator)
+
+
+def apply_dropout_mask(x: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout with a given mask: ``x * mask / (1 - p)``.
+
+    Use this when the mask is chosen by hand (worked examples) or sampled once
+    with :func:`dropout_mask` and reused. ``p`` is the drop probability the mask
+    was drawn with; kept values are scaled by ``1 / (1 - p)``.
+
+    Args:
+        x (Tensor): the activations, floating point.
+        mask (Tensor): same shape as ``x``, only 0s (dropped) and 1s (kept); any dtype.
+        p (float): probability of dropping, in ``[0, 1)``.
+
+    Returns:
+        Tensor like ``x``: 0 where ``mask`` is 0, ``x / (1 - p)`` where it is 1.
+
+    Shape:
+        ``x`` and ``mask``: any shape, the same for both. Output: the same shape.
+
+    Example:
+        >>> h = torch.tensor([0.8, -0.3, 1.2, 0.5, -0.9])
+        >>> apply_dropout_mask(h, torch.tensor([1, 0, 1, 1, 0]), p=0.4)
+        tensor([1.3333, -0.0000, 2.0000, 0.8333, -0.0000])
+
+        (A negative value times 0 is -0.0 in floating point; torch's dropout does the same.)
+
+    Used in: chapter "Dropout".
+    """
+    check_tensor(x, "x", nonempty=False)
+    check_tensor(mask, "mask", floating=False, nonempty=False)
+    check_same_shape(x, "x", mask, "mask")
+    p = _check_p(p)
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        bad = mask[(mask != 0) & (mask != 1)].flatten()[0].item()
+        raise ValueError(f"mask must contain only 0s and 1s, got a value {bad!r}")
+    # Scale the mask first, then multiply: the same arithmetic as torch's dropout,
+    # so kept values agree with torch.nn.functional.dropout bit for bit.
+    return x * (mask.to(dtype=x.dtype, device=x.device) / (1.0 - p))
+
+
+def dropout(
+    x: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Inverted dropout: zero each entry with probability ``p``, scale the rest by ``1 / (1 - p)``.
+
+    ``p`` is the probability of *dropping* an entry, as in
+    :func:`torch.nn.functional.dropout`. When ``training`` is ``False`` or ``p``
+    is 0 the input is returned unchanged (the same tensor object). Gradients
+    flow through: the derivative of the output with respect to ``x`` is
+    ``mask / (1 - p)``.
+
+    Unlike torch, ``p = 1`` is rejected: the ``1 / (1 - p)`` scale would divide
+    by zero (torch special-cases it and returns zeros).
+
+    Args:
+        x (Tensor): the activations, floating point.
+        p (float): probability of dropping an entry, in ``[0, 1)``. Default: ``0.5``.
+        training (bool): apply dropout if ``True``, return ``x`` if ``False``. Default: ``True``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``
+            (torch's default generator).
+
+    Returns:
+        Tensor of the same shape and dtype as ``x``.
+
+    Shape:
+        Input: any shape. Output: the same shape.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = dropout(torch.ones(6), p=0.5, generator=g)
+        >>> sorted(set(y.tolist())) in ([0.0, 2.0], [0.0], [2.0])
+        True
+
+    Used in: chapter "Dropout".
+    """
+    check_tensor(x, "x", nonempty=False)
+    p = _check_p(p)
+    if not isinstance(training, bool):
+        raise TypeError(f"training must be a bool, got {type(training).__name__}")
+    generator = check_generator(generator)
+    if not training or p == 0.0:
+        return x
+    mask = dropout_mask(x.shape, p, generator, dtype=x.dtype, device=x.device)
+    return x * (mask / (1.0 - p))
+
+
+class Dropout(nn.Module):
+    """Inverted dropout as a layer; active in ``train()`` mode, the identity in ``eval()``.
+
+    A thin wrapper over :func:`dropout`, behaving like :class:`torch.nn.Dropout`.
+    ``p`` is the probability of *dropping* an entry.
+
+    Args:
+        p (float): probability of dropping an entry, in ``[0, 1)``. Default: ``0.5``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``
+            (torch's default generator).
+
+    Shape:
+        Input: any shape. Output: the same shape.
+
+    Example:
+        >>> layer = Dropout(p=0.2)
+        >>> layer
+        Dropout(p=0.2)
+        >>> x = torch.randn(3, 4)
+        >>> layer.eval()(x) is x
+        True
+
+    Used in: chapter "Dropout".
+    """
+
+    def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p = _check_p(p)
+        self.generator = check_generator(generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
