@@ -12,7 +12,6 @@ PORT   ?= 8000
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export PYTHONHASHSEED ?= 0
 export REGCOURSE_NUM_THREADS ?= 1
-export MPLBACKEND := Agg
 
 .PHONY: help install book book-strict test test-unit test-notebooks test-site lab serve \
         notebooks student grade bench clean
@@ -53,9 +52,9 @@ book: install
 # Strict build (warnings are errors, nitpicky references) from the committed
 # outputs, which `test-notebooks` has just proved to reproduce.
 book-strict: install
-	@mkdir -p $(BUILD)
-	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > $(BUILD)/_config.strict.yml
-	$(BIN)/jupyter-book build . --path-output $(BUILD) --config $(BUILD)/_config.strict.yml -W -n --keep-going
+	@# the copy sits beside _config.yml: relative paths in it (local extensions, the .bib) resolve from there
+	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > _config.strict.yml
+	$(BIN)/jupyter-book build . --path-output $(BUILD) --config _config.strict.yml -W -n --keep-going
 
 # --- tests -----------------------------------------------------------------
 test: install

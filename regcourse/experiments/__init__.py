@@ -1,0 +1,211 @@
+"""Named experiments: the code behind every figure and table of the course.
+
+Each chapter's experiments live in a module of this package and register
+themselves with :func:`experiment`. A chapter calls them directly
+(``run("core_problem", seeds=5)``); the command line runs the same functions
+(``python -m regcourse run core_problem --seeds 5 --out results/``).
+
+An experiment is a function that takes keyword options (each with a default and
+a type) plus ``progress``, and returns a :class:`Result`: the rows of its table,
+its checked claims, and optionally a figure.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib
+import inspect
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["Experiment", "Result", "experiment", "registry", "get", "run", "save"]
+
+# modules of this package that define experiments, imported on first use
+_MODULES = (
+    "core_problem",
+    "batch_norm",
+    "augmentation",
+    "early_stopping",
+    "depth",
+    "combining",
+)
+
+
+@dataclass
+class Result:
+    """What an experiment returns.
+
+    Attributes:
+        name: the experiment's name.
+        options: the options it ran with.
+        rows: its table, one dict per row (JSON/CSV-serialisable values).
+        claims: named checked statements, ``{"gap shrinks": True, ...}``.
+        figure: a matplotlib Figure, or ``None``.
+        extra: anything else a chapter wants (histories, tensors); not saved.
+    """
+
+    name: str
+    options: dict[str, Any]
+    rows: list[dict[str, Any]]
+    claims: dict[str, bool] = field(default_factory=dict)
+    figure: Any = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def print_claims(self) -> None:
+        """Print each claim as ``claim: True/False`` (stable text for nbval)."""
+        for text, ok in self.claims.items():
+            print(f"{text}: {bool(ok)}")
+
+    @property
+    def all_claims_hold(self) -> bool:
+        return all(bool(v) for v in self.claims.values())
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    func: Callable[..., Result]
+    help: str
+    options: dict[str, tuple[type, Any, str]]  # name -> (type, default, help)
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_loaded = False
+
+
+def experiment(name: str, help: str, **option_help: str):
+    """Register ``func`` as the experiment ``name``.
+
+    The options are ``func``'s keyword arguments (other than ``progress``); their
+    defaults and annotations give the command line's defaults and types, and
+    ``option_help`` their help texts.
+    """
+
+    def register(func: Callable[..., Result]) -> Callable[..., Result]:
+        options = {}
+        for pname, param in inspect.signature(func).parameters.items():
+            if pname == "progress":
+                continue
+            if param.default is inspect.Parameter.empty:
+                raise TypeError(f"option {pname!r} of experiment {name!r} needs a default")
+            typ = type(param.default)
+            options[pname] = (typ, param.default, option_help.get(pname, ""))
+        if name in _REGISTRY and _REGISTRY[name].func is not func:
+            raise ValueError(f"experiment {name!r} is registered twice")
+        _REGISTRY[name] = Experiment(name, func, help, options)
+        return func
+
+    return register
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for mod in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{mod}":
+                raise
+    _loaded = True
+
+
+def registry() -> dict[str, Experiment]:
+    """All registered experiments by name."""
+    _load()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; ``ValueError`` listing the known names otherwise."""
+    known = registry()
+    if name not in known:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(known) or '(none)'}")
+    return known[name]
+
+
+def run(name: str, *, progress: bool = False, **options) -> Result:
+    """Run the experiment ``name`` with ``options`` (unknown options are a ``TypeError``)."""
+    exp = get(name)
+    unknown = sorted(set(options) - set(exp.options))
+    if unknown:
+        raise TypeError(
+            f"experiment {name!r} has no option {unknown[0]!r}; options: {', '.join(exp.options)}"
+        )
+    result = exp.func(progress=progress, **options)
+    if not isinstance(result, Result):
+        raise TypeError(f"experiment {name!r} returned {type(result).__name__}, not Result")
+    return result
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a
+    rename, so an interrupted run never leaves a partial file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _jsonable(value):
+    if dataclasses.is_dataclass(value):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def save(result: Result, folder: str | os.PathLike, fmt: str = "json") -> list[Path]:
+    """Write ``result``'s table (``<name>.json`` or ``<name>.csv``) and figure
+    (``<name>.png``) into ``folder``, atomically. Returns the written paths."""
+    if fmt not in ("json", "csv"):
+        raise ValueError(f"fmt must be 'json' or 'csv', got {fmt!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if fmt == "json":
+        payload = {
+            "experiment": result.name,
+            "options": _jsonable(result.options),
+            "rows": _jsonable(result.rows),
+            "claims": {k: bool(v) for k, v in result.claims.items()},
+        }
+        data = (json.dumps(payload, indent=2) + "\n").encode()
+    else:
+        buf = io.StringIO()
+        columns = list(dict.fromkeys(k for row in result.rows for k in row))
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow(_jsonable(row))
+        data = buf.getvalue().encode()
+    table = folder / f"{result.name}.{fmt}"
+    _atomic_write(table, data)
+    written.append(table)
+    if result.figure is not None:
+        buf = io.BytesIO()
+        result.figure.savefig(buf, format="png", dpi=100)
+        png = folder / f"{result.name}.png"
+        _atomic_write(png, buf.getvalue())
+        written.append(png)
+    return written
