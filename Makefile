@@ -46,7 +46,7 @@ $(VENDOR): package.json package-lock.json
 
 # --- the book --------------------------------------------------------------
 book: install
-	$(BIN)/jupyter-book build . --path-output $(BUILD)
+	$(BIN)/jupyter-book build . --path-output .
 	@echo "The site is in $(HTML)/index.html; run 'make serve' and open http://127.0.0.1:$(PORT)/"
 
 # Strict build (warnings are errors, nitpicky references) from the committed
@@ -54,7 +54,7 @@ book: install
 book-strict: install
 	@# the copy sits beside _config.yml: relative paths in it (local extensions, the .bib) resolve from there
 	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > _config.strict.yml
-	$(BIN)/jupyter-book build . --path-output $(BUILD) --config _config.strict.yml -W -n --keep-going
+	$(BIN)/jupyter-book build . --path-output . --config _config.strict.yml -W -n --keep-going
 
 # --- tests -----------------------------------------------------------------
 test: install
