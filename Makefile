@@ -13,7 +13,7 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export PYTHONHASHSEED ?= 0
 export REGCOURSE_NUM_THREADS ?= 1
 
-.PHONY: help install book book-strict test test-unit test-notebooks test-site lab serve \
+.PHONY: help install book book-strict test test-unit test-notebooks test-determinism test-site lab serve \
         notebooks student grade bench clean
 
 help:
@@ -60,6 +60,7 @@ book-strict: install
 test: install
 	$(MAKE) test-unit
 	$(MAKE) test-notebooks
+	$(MAKE) test-determinism
 	$(MAKE) book-strict
 	$(MAKE) test-site
 
@@ -69,6 +70,11 @@ test-unit: install
 # nbval re-executes every chapter and compares each cell's output with the committed one.
 test-notebooks: install
 	$(BIN)/python -m pytest -v --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
+
+# The same comparison with 2 torch threads and another hash seed: the committed
+# outputs (made with 1 thread, PYTHONHASHSEED=0) must come out identical.
+test-determinism: install
+	REGCOURSE_NUM_THREADS=2 PYTHONHASHSEED=12345 $(BIN)/python -m pytest -q --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
 
 test-site: install
 	$(BIN)/python -m pytest -q -m site tests

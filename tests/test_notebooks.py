@@ -1,0 +1,109 @@
+"""Guards on the committed chapter notebooks, so nbval has something real to check.
+
+nbval passes a notebook with no stored outputs, so these tests make sure every
+chapter is committed executed, follows the first-cell convention, does not
+blanket-ignore its outputs, and that a changed printed number really fails nbval.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import regcourse
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def _toc_files() -> list[str]:
+    text = (ROOT / "_toc.yml").read_text()
+    return re.findall(r"file:\s*(\S+)", text)
+
+
+def test_there_are_chapters():
+    assert len(CHAPTERS) >= 3
+
+
+def test_every_chapter_is_in_the_toc():
+    listed = set(_toc_files())
+    missing = [p.stem for p in CHAPTERS if f"book/{p.stem}" not in listed]
+    assert not missing, f"chapters not in _toc.yml: {missing}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+class TestCommittedChapter:
+    def test_every_code_cell_was_executed_in_order(self, path):
+        counts = [c["execution_count"] for c in _code_cells(_load(path))]
+        assert None not in counts, f"{path.name}: unexecuted cells; run `make notebooks`"
+        assert counts == list(range(1, len(counts) + 1)), f"{path.name}: cells executed out of order"
+
+    def test_first_code_cell_pins_the_package_version(self, path):
+        first = "".join(_code_cells(_load(path))[0]["source"])
+        assert f'regcourse.setup("{regcourse.__version__}")' in first, (
+            f"{path.name}: first code cell must call regcourse.setup(\"{regcourse.__version__}\")"
+        )
+
+    def test_no_errors_or_stderr_in_outputs(self, path):
+        for cell in _code_cells(_load(path)):
+            for out in cell.get("outputs", []):
+                assert out["output_type"] != "error", f"{path.name}: an error output is committed"
+                assert out.get("name") != "stderr", f"{path.name}: stderr output committed: {out.get('text')}"
+
+    def test_at_most_a_third_of_cells_ignore_their_output(self, path):
+        cells = _code_cells(_load(path))
+        ignored = [c for c in cells if "NBVAL_IGNORE_OUTPUT" in "".join(c["source"])]
+        assert len(ignored) <= len(cells) / 3
+
+    def test_an_ignored_cell_is_followed_by_a_checked_cell(self, path):
+        cells = _code_cells(_load(path))
+        for i, cell in enumerate(cells):
+            if "NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]):
+                later = cells[i + 1 :]
+                assert any(
+                    "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"]) and c.get("outputs") for c in later
+                ), f"{path.name}: ignored cell {i} has no checked cell after it"
+
+    def test_has_exercises_with_hidden_solutions(self, path):
+        text = "\n".join("".join(c["source"]) for c in _load(path)["cells"] if c["cell_type"] == "markdown")
+        assert "## Exercises" in text
+        assert len(re.findall(r"```\{exercise\}", text)) >= 3
+        assert len(re.findall(r"```\{solution-start\}", text)) >= 3
+
+
+def test_changing_a_printed_number_fails_nbval(tmp_path):
+    """Mutate one printed number of a committed chapter: nbval must fail on it."""
+    src = ROOT / "book" / "weight_decay.ipynb"
+    nb = _load(src)
+    for cell in _code_cells(nb):
+        for out in cell.get("outputs", []):
+            if out["output_type"] == "stream" and "0.4795" in "".join(out["text"]):
+                out["text"] = "".join(out["text"]).replace("0.4795", "0.4796", 1)
+                break
+        else:
+            continue
+        break
+    else:
+        pytest.fail("the worked value 0.4795 is not printed in weight_decay.ipynb")
+    bad = tmp_path / "weight_decay.ipynb"
+    bad.write_text(json.dumps(nb))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+         "--nbval-current-env", str(bad)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "0.4796" in proc.stdout and "1 failed" in proc.stdout
