@@ -72,9 +72,10 @@ test-notebooks: install
 	$(BIN)/python -m pytest -v --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
 
 # The same comparison with 2 torch threads and another hash seed: the committed
-# outputs (made with 1 thread, PYTHONHASHSEED=0) must come out identical.
+# outputs (made with 1 thread, PYTHONHASHSEED=0) must come out identical. One notebook
+# at a time: 2 kernels x 2 threads on 2 cores would spin-wait.
 test-determinism: install
-	REGCOURSE_NUM_THREADS=2 PYTHONHASHSEED=12345 $(BIN)/python -m pytest -q --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
+	REGCOURSE_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONHASHSEED=12345 $(BIN)/python -m pytest -q --nbval --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
 
 test-site: install
 	$(BIN)/python -m pytest -q -m site tests
@@ -93,3 +94,21 @@ notebooks: install
 
 clean:
 	rm -rf $(BUILD) $(VENV) node_modules book/_vendor student .pytest_cache
+
+# --- speed -----------------------------------------------------------------
+# Speed of regcourse against torch, chapter execution times, cold vs cached book build
+# (not part of `make test`; slow). Writes bench/results.md and bench/results.json.
+# Select parts with e.g. `make bench BENCH_ARGS="--only ops --threads 1"`.
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# --- coursework (coursework/, book/instructor_guide.md) -----------------------
+# Student versions of the chapters (solutions and outputs removed) into student/.
+student: install
+	$(BIN)/python -m coursework student --out student $(NOTEBOOKS)
+
+# Grade one submission with the hidden tests: make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json]
+grade: install
+	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json]"; exit 2; }
+	$(BIN)/python -m coursework grade "$(SUBMISSION)" $(if $(JSON),--json "$(JSON)")

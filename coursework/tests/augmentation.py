@@ -1,0 +1,102 @@
+"""Hidden tests for the chapter "Data augmentation" (book/augmentation.ipynb)."""
+
+import math
+
+import torch
+
+from coursework.spec import Chapter, as_float, assert_number_close
+from regcourse import augment as A
+
+CHAPTER = Chapter("augmentation", "Data augmentation")
+
+# --- aug-ex1: a CutMix weight by hand ----------------------------------------------------------------
+ex1 = CHAPTER.exercise("aug-ex1", "A CutMix label weight by hand")
+
+
+@ex1.test(points=1)
+def clipped_box_and_weight(student):
+    box, lam = A.cutmix_box(32, 32, center=(4, 28), size=(16, 16))
+    got = student.value("by_hand_box")
+    assert isinstance(got, (list, tuple)) and tuple(got) == tuple(box), f"by_hand_box = {got!r} is not the clipped box"
+    assert_number_close(student.value("by_hand_lam"), lam, tol=1e-12, what="by_hand_lam")
+
+
+@ex1.test(points=1)
+def unclipped_weight(student):
+    assert_number_close(student.value("by_hand_unclipped"), 1 - 16 * 16 / (32 * 32), tol=1e-12, what="by_hand_unclipped")
+
+
+# --- aug-ex2: the CutMix weight -----------------------------------------------------------------------
+ex2 = CHAPTER.exercise("aug-ex2", "Implement the CutMix label weight", functions=["ex_cutmix_weight"],
+                       forbid=["cutmix_box", "cutmix"])
+
+
+def _check_boxes(student, cases):
+    for h, w, center, size in cases:
+        want = A.cutmix_box(h, w, center, size)[1]
+        got = as_float(student.call("ex_cutmix_weight", h, w, center, size), f"ex_cutmix_weight({h}, {w}, {center}, {size})")
+        assert math.isclose(got, want, rel_tol=0, abs_tol=1e-12), (
+            f"ex_cutmix_weight({h}, {w}, {center}, {size}) = {got!r}, expected {want!r}")
+
+
+@ex2.test(points=1)
+def random_small_boxes(student):
+    gen = torch.Generator().manual_seed(61)
+    cases = []
+    for _ in range(60):
+        h, w = (int(v) for v in torch.randint(1, 20, (2,), generator=gen))
+        center = (int(torch.randint(0, h, (1,), generator=gen)), int(torch.randint(0, w, (1,), generator=gen)))
+        size = (int(torch.randint(0, h + 1, (1,), generator=gen)), int(torch.randint(0, w + 1, (1,), generator=gen)))
+        cases.append((h, w, center, size))
+    _check_boxes(student, cases)
+
+
+@ex2.test(points=2)
+def corners_empty_and_full_boxes(student):
+    """Boxes at the four corners, of size 0, of the whole image, odd and even sizes, non-square images."""
+    _check_boxes(student, [(32, 32, (0, 0), (16, 16)), (32, 32, (31, 31), (16, 16)), (10, 24, (9, 0), (5, 7)),
+                           (10, 24, (0, 23), (4, 9)), (8, 8, (4, 4), (0, 0)), (8, 8, (4, 4), (8, 8)),
+                           (7, 5, (3, 2), (7, 5)), (64, 48, (20, 30), (13, 11)), (1, 1, (0, 0), (1, 1))])
+
+
+# --- aug-ex3: expected Cutout fraction ----------------------------------------------------------------
+ex3 = CHAPTER.exercise("aug-ex3", "How much does Cutout really erase?", functions=["ex_cutout_fraction"],
+                       manual="part 1: which sizes are clipped most, and part 3 if assigned")
+
+
+def _exact_fraction(s, h, w):
+    """Average of the clipped area over every centre pixel (boxes start s // 2 before the centre)."""
+    total = 0
+    for cy in range(h):
+        for cx in range(w):
+            rows = min(cy - s // 2 + s, h) - max(cy - s // 2, 0)
+            cols = min(cx - s // 2 + s, w) - max(cx - s // 2, 0)
+            total += rows * cols
+    return total / (h * w) / (h * w)
+
+
+@ex3.test(points=2)
+def expected_fraction_for_many_sizes(student):
+    """Every s on 8 x 8 digits, and other image sizes."""
+    for s, h, w in [(s, 8, 8) for s in range(1, 9)] + [(3, 5, 7), (4, 10, 6), (1, 1, 1), (6, 4, 4), (5, 12, 3)]:
+        got = as_float(student.call("ex_cutout_fraction", s, h, w), f"ex_cutout_fraction({s}, {h}, {w})")
+        want = _exact_fraction(s, h, w)
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (
+            f"ex_cutout_fraction({s}, {h}, {w}) = {got:.6f}, expected {want:.6f}")
+
+
+# --- aug-ex4: Mixup's alpha --------------------------------------------------------------------------------
+ex4 = CHAPTER.exercise("aug-ex4", "Mixup's alpha", manual="part 1: the prediction and what the variance says")
+
+
+@ex4.test(points=1)
+def measured_shares(student):
+    from scipy.stats import beta as beta_dist
+
+    shares = student.value("shares")
+    assert isinstance(shares, (list, tuple)) and len(shares) == 3, f"shares should hold 3 numbers, got {shares!r}"
+    for alpha, got in zip((0.2, 1.0, 5.0), shares):
+        exact = beta_dist(alpha, alpha).cdf(0.7) - beta_dist(alpha, alpha).cdf(0.3)
+        se = math.sqrt(exact * (1 - exact) / 20_000)
+        value = as_float(got, f"the share for alpha = {alpha}")
+        assert abs(value - exact) < 5 * se, f"the share for alpha = {alpha} is {value:.3f}, the exact share {exact:.3f}"

@@ -1,0 +1,114 @@
+"""Hidden tests for the chapter "Batch normalization as a regularizer" (book/batch_norm.ipynb)."""
+
+import math
+
+import torch
+
+from coursework.spec import Chapter, as_float, assert_number_close, assert_tensor_close
+from regcourse.normalization import BatchNorm1d, batch_norm
+
+CHAPTER = Chapter("batch_norm", "Batch normalization as a regularizer")
+F64 = torch.float64
+
+
+def _numbers(value, what, size):
+    values = value.reshape(-1).tolist() if isinstance(value, torch.Tensor) else value
+    assert isinstance(values, (list, tuple)) and len(values) == size, f"{what} should hold {size} numbers, got {value!r}"
+    return torch.tensor([as_float(v, f"an entry of {what}") for v in values], dtype=F64)
+
+
+# --- bn-ex1: batch norm by hand ----------------------------------------------------------------
+ex1 = CHAPTER.exercise("bn-ex1", "Batch norm by hand")
+X1 = torch.tensor([[2.0], [4.0], [4.0], [6.0]], dtype=F64)
+
+
+@ex1.test(points=1)
+def batch_mean_and_variance(student):
+    assert_number_close(student.value("mu_hand"), X1.mean().item(), tol=1e-9, what="mu_hand")
+    assert_number_close(student.value("var_hand"), X1.var(unbiased=False).item(), tol=1e-9, what="var_hand")
+
+
+@ex1.test(points=1)
+def normalised_values(student):
+    expected = batch_norm(X1, None, None, training=True).squeeze(1)
+    got = _numbers(student.value("xhat_hand"), "xhat_hand", 4)
+    assert_tensor_close(got, expected, rtol=0.0, atol=1e-4, what="xhat_hand (four decimals)")
+
+
+@ex1.test(points=1)
+def running_statistics(student):
+    rm, rv = torch.zeros(1, dtype=F64), torch.ones(1, dtype=F64)
+    batch_norm(X1, rm, rv, training=True, momentum=0.1)
+    assert_number_close(student.value("run_mean_hand"), rm.item(), tol=1e-4, what="run_mean_hand")
+    assert_number_close(student.value("run_var_hand"), rv.item(), tol=1e-4, what="run_var_hand")
+
+
+# --- bn-ex2: the running-statistics update --------------------------------------------------------
+ex2 = CHAPTER.exercise("bn-ex2", "Implement the running-statistics update", functions=["ex_update_running"],
+                       forbid=["BatchNorm1d", "batch_norm", "GhostBatchNorm1d"])
+
+
+def _check_update(student, rm, rv, batch, momentum):
+    layer = BatchNorm1d(batch.shape[1], momentum=momentum).to(batch.dtype)
+    with torch.no_grad():
+        layer.running_mean.copy_(rm)
+        layer.running_var.copy_(rv)
+    layer.train()(batch)
+    got = student.call("ex_update_running", rm, rv, batch, momentum)
+    assert isinstance(got, (list, tuple)) and len(got) == 2, "ex_update_running should return (running_mean, running_var)"
+    tol = 1e-12 if batch.dtype == F64 else 1e-5
+    what = f"on a {batch.dtype} batch of shape {tuple(batch.shape)} with momentum {momentum}"
+    assert_tensor_close(got[0], layer.running_mean, rtol=tol, atol=tol, what="the new running mean " + what)
+    assert_tensor_close(got[1], layer.running_var, rtol=tol, atol=tol, what="the new running variance " + what)
+
+
+@ex2.test(points=1)
+def one_batch_like_the_chapter(student):
+    gen = torch.Generator().manual_seed(51)
+    _check_update(student, torch.zeros(3, dtype=F64), torch.ones(3, dtype=F64),
+                  torch.randn(8, 3, generator=gen, dtype=F64) * 2 + 5, 0.3)
+
+
+@ex2.test(points=2)
+def other_sizes_momenta_and_dtypes(student):
+    """Batches of two, momentum 1 and 0.01, float32, and running statistics far from (0, 1)."""
+    gen = torch.Generator().manual_seed(52)
+    for n, c, momentum, dtype in [(2, 4, 0.1, F64), (16, 1, 1.0, F64), (5, 6, 0.01, F64), (32, 3, 0.5, torch.float32)]:
+        rm = torch.randn(c, generator=gen, dtype=dtype)
+        rv = torch.rand(c, generator=gen, dtype=dtype) + 0.5
+        _check_update(student, rm, rv, torch.randn(n, c, generator=gen, dtype=dtype) * 3 - 1, momentum)
+
+
+# --- bn-ex3: batch size 2 against 64 ------------------------------------------------------------------
+ex3 = CHAPTER.exercise("bn-ex3", "Batch size 2 against batch size 64", manual="part 1: the predictions, in words")
+
+
+@ex3.test(points=1)
+def measured_noise_ratio(student):
+    ratio = as_float(student.value("measured_ratio"), "measured_ratio")
+    assert abs(ratio / math.sqrt(32) - 1) < 0.1, (
+        f"measured_ratio = {ratio:.3f}: the noise of the batch mean should be about sqrt(32) = 5.66 times larger")
+
+
+@ex3.test(points=1)
+def x_hat_of_random_pairs(student):
+    pairs = student.value("pairs")
+    assert isinstance(pairs, torch.Tensor) and pairs.dim() == 2 and pairs.shape[0] == 2, (
+        "pairs should be a tensor of shape (2, C): C pairs")
+    expected = batch_norm(pairs.to(F64), None, None, training=True)
+    got = student.value("xhat_pairs")
+    assert isinstance(got, torch.Tensor), "xhat_pairs should be a tensor"
+    assert_tensor_close(got.to(F64), expected, rtol=1e-6, atol=1e-9, what="xhat_pairs", check_dtype=False)
+
+
+# --- bn-ex4: the real batch size -----------------------------------------------------------------------
+ex4 = CHAPTER.exercise("bn-ex4", "The real batch size", manual="the prediction about the number of optimizer steps")
+
+
+@ex4.test(points=1)
+def plain_run_with_the_asked_options(student):
+    options = student.value("plain", "options")
+    assert isinstance(options, dict), "plain should be the result of run('bn_gap', ...)"
+    asked = {"mode": "plain", "bn_batch_sizes": "8,64", "seeds": 1, "baseline": False}
+    wrong = {k: options.get(k) for k, v in asked.items() if options.get(k) != v}
+    assert not wrong, f"plain was run with {wrong}, the exercise asks for {asked}"

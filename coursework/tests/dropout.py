@@ -1,0 +1,80 @@
+"""Hidden tests for the chapter "Dropout" (book/dropout.ipynb)."""
+
+import math
+
+import torch
+
+from coursework.spec import Chapter, as_float, assert_tensor_close
+from regcourse.dropout import apply_dropout_mask, dropout_mask
+
+CHAPTER = Chapter("dropout", "Dropout")
+
+# --- do-ex1: the worked example by hand ---------------------------------------------
+ex1 = CHAPTER.exercise("do-ex1", "Inverted dropout by hand",
+                       manual="parts 2 and 3: the inference output and E[h~_3], in words")
+
+
+@ex1.test(points=1)
+def by_hand_is_the_training_output(student):
+    """by_hand equals the inverted-dropout output of the worked example."""
+    h = torch.tensor([1.0, -0.5, 2.0, 0.4], dtype=torch.float64)
+    expected = apply_dropout_mask(h, torch.tensor([1.0, 1.0, 0.0, 1.0], dtype=torch.float64), 0.2)
+    got = student.value("by_hand")
+    values = got.tolist() if isinstance(got, torch.Tensor) else got
+    assert isinstance(values, (list, tuple)) and len(values) == 4, f"by_hand should be 4 numbers, got {got!r}"
+    got64 = torch.tensor([as_float(v, "an entry of by_hand") for v in values], dtype=torch.float64)
+    assert_tensor_close(got64, expected, rtol=1e-6, atol=1e-9, what="by_hand")
+
+
+# --- do-ex2: implement inverted dropout ----------------------------------------------
+ex2 = CHAPTER.exercise("do-ex2", "Implement inverted dropout", functions=["ex_inverted_dropout"],
+                       forbid=["apply_dropout_mask", "dropout", "Dropout", "dropout_"])
+
+
+def _check(student, h, mask, p):
+    expected = apply_dropout_mask(h, mask, p)
+    tol = 1e-12 if h.dtype == torch.float64 else 1e-6
+    got = student.call("ex_inverted_dropout", h, mask, p)
+    assert_tensor_close(got, expected, rtol=tol, atol=tol,
+                        what=f"ex_inverted_dropout on a {h.dtype} tensor of shape {tuple(h.shape)} with p = {p}")
+
+
+@ex2.test(points=1)
+def worked_example(student):
+    """The chapter's example h = (1, -0.5, 2, 0.4), mask (1, 1, 0, 1), p = 0.2."""
+    _check(student, torch.tensor([1.0, -0.5, 2.0, 0.4]), torch.tensor([1.0, 1.0, 0.0, 1.0]), 0.2)
+
+
+@ex2.test(points=2)
+def other_shapes_probabilities_and_dtypes(student):
+    """Random tensors of 1 to 3 dimensions, float32 and float64, p from 0 to 0.9."""
+    gen = torch.Generator().manual_seed(2024)
+    for shape, p, dtype in [((3, 5), 0.5, torch.float32), ((2, 3, 4), 0.1, torch.float64),
+                            ((7,), 0.0, torch.float32), ((16,), 0.9, torch.float64), ((1, 1), 0.25, torch.float32)]:
+        h = torch.randn(shape, generator=gen, dtype=dtype)
+        _check(student, h, dropout_mask(shape, p, generator=gen, dtype=dtype), p)
+
+
+@ex2.test(points=1)
+def all_dropped_and_all_kept(student):
+    """A mask of only zeros gives zeros; a mask of only ones scales every unit by 1/(1-p)."""
+    h = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64)
+    _check(student, h, torch.zeros(9, dtype=torch.float64), 0.5)
+    _check(student, h, torch.ones(9, dtype=torch.float64), 0.75)
+
+
+# --- do-ex3: Monte Carlo spread ---------------------------------------------------------
+ex3 = CHAPTER.exercise("do-ex3", "How fast does the sampled average settle?", functions=["mc_spread"],
+                       manual="part 1: the predictions, compared with the measurements")
+
+
+@ex3.test(points=2)
+def spread_follows_sigma_over_sqrt_n(student):
+    """mc_spread(N, p) is within 20% of 0.8 * sqrt(p / (1 - p)) / sqrt(N), also for unseen N and p."""
+    for n, p in [(400, 0.4), (200, 0.5), (100, 0.1), (900, 0.7)]:
+        got = as_float(student.call("mc_spread", n, p), f"mc_spread({n}, {p})")
+        predicted = 0.8 * math.sqrt(p / (1 - p)) / math.sqrt(n)
+        # The std of R = 400 estimates is uncertain by 1/sqrt(2R) = 3.5%: 20% is about 6 of those.
+        assert abs(got / predicted - 1) < 0.2, (
+            f"mc_spread({n}, {p}) = {got:.4f}, but the spread of averages of {n} masks is "
+            f"{predicted:.4f}; did you rescale by 1/(1-p) and average each row before the std?")

@@ -1,0 +1,93 @@
+"""Hidden tests for the chapter "Early stopping" (book/early_stopping.ipynb)."""
+
+import torch
+
+from coursework.spec import Chapter, as_float
+from regcourse.early_stopping import simulate
+
+CHAPTER = Chapter("early_stopping", "Early stopping")
+
+# --- es-ex1: patience by hand ------------------------------------------------------------
+ex1 = CHAPTER.exercise("es-ex1", "Patience by hand", manual="part 3: does either setting find the lowest loss?")
+VAL_EX1 = [0.120, 0.095, 0.081, 0.083, 0.080, 0.084, 0.079, 0.082, 0.085, 0.086, 0.078]
+
+
+def _epochs(student, names, expected):
+    for name, want in zip(names, expected):
+        got = as_float(student.value(name), name)
+        assert got == want, f"{name} = {got:g} is not what early stopping does on this list"
+
+
+@ex1.test(points=1)
+def without_threshold(student):
+    _epochs(student, ("by_hand_stop", "by_hand_best"), simulate(VAL_EX1, 3))
+
+
+@ex1.test(points=1)
+def with_threshold(student):
+    _epochs(student, ("by_hand_stop_delta", "by_hand_best_delta"), simulate(VAL_EX1, 3, min_delta=0.002))
+
+
+# --- es-ex2: the stopping rule --------------------------------------------------------------
+ex2 = CHAPTER.exercise("es-ex2", "Implement the stopping rule", functions=["ex_patience_stop"],
+                       forbid=["simulate", "EarlyStopping"])
+
+
+def _check_curves(student, curves):
+    for curve in curves:
+        for patience in (1, 2, 3, 4, 7):
+            want = simulate(curve, patience).stop_epoch
+            got = student.call("ex_patience_stop", curve, patience)
+            assert not isinstance(got, bool) and isinstance(got, int) and got == want, (
+                f"ex_patience_stop({curve}, {patience}) = {got!r}, expected {want}")
+
+
+@ex2.test(points=1)
+def hand_made_curves(student):
+    """A single epoch, rising, falling, flat, a late minimum and a tie with the best."""
+    _check_curves(student, [[0.5], [1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0], [1.0] * 6,
+                            [0.9, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89, 0.7], [0.5, 0.4, 0.4, 0.4, 0.3, 0.4]])
+
+
+@ex2.test(points=2)
+def random_curves_with_ties(student):
+    gen = torch.Generator().manual_seed(99)
+    curves = []
+    for _ in range(60):
+        n = int(torch.randint(1, 25, (1,), generator=gen))
+        curves.append((torch.randint(0, 5, (n,), generator=gen) / 4).tolist())
+    _check_curves(student, curves)
+
+
+# --- es-ex3: the threshold on the real curve -----------------------------------------------------
+ex3 = CHAPTER.exercise("es-ex3", "Predict, then measure: the threshold", manual="part 1: the predictions")
+
+
+@ex3.test(points=2)
+def ex3_holds_simulate_for_each_setting(student):
+    """ex3[(patience, min_delta)] for patience 2 and 10 and the five thresholds, on the run's full_val."""
+    full_val = student.value("full_val")
+    ex3 = student.value("ex3")
+    assert isinstance(ex3, dict), f"ex3 should be a dictionary, got {type(ex3).__name__}"
+    for p in (2, 10):
+        for d in (0.0, 0.005, 0.01, 0.02, 0.05):
+            assert (p, d) in ex3, f"ex3 has no entry for patience {p}, min_delta {d}"
+            got = tuple(ex3[p, d]) if isinstance(ex3[p, d], (list, tuple)) else ex3[p, d]
+            assert got == tuple(simulate(full_val, p, min_delta=d)), (
+                f"ex3[{p}, {d}] = {got!r} is not what early stopping does on full_val")
+
+
+# --- es-ex4: the run without label noise -------------------------------------------------------------
+ex4 = CHAPTER.exercise("es-ex4", "Predict, then measure: without label noise", timeout=30,
+                       manual="part 1: the predictions, compared with the measurement")
+
+
+@ex4.test(points=1)
+def clean_is_the_same_run_without_label_noise(student):
+    noisy, clean = student.value("res", "options"), student.value("clean", "options")
+    assert isinstance(clean, dict), f"clean should be the result of run(...), got options {clean!r}"[:300]
+    assert as_float(clean.get("label_noise"), "clean's label_noise") == 0.0, "clean was not run with label_noise=0.0"
+    other = {k: v for k, v in clean.items() if k != "label_noise"}
+    assert other == {k: v for k, v in noisy.items() if k != "label_noise"}, (
+        "clean should differ from the chapter's run only in label_noise")
+
