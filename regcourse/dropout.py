@@ -6,7 +6,10 @@ Throughout, ``p`` is the probability of *dropping* a unit (as in
 ``1 - p`` during training, so that the expected output equals the input and
 nothing changes at inference.
 
-Used in: chapter "Dropout".
+DropConnect (:func:`dropconnect_linear`, :class:`DropConnectLinear`) applies
+the same idea to the *weights* of a linear layer instead of its outputs.
+
+Used in: chapters "Dropout" and "DropConnect and stochastic depth".
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from torch import nn
 
 from ._checks import check_generator, check_same_shape, check_scalar, check_tensor
 
-__all__ = ["dropout_mask", "apply_dropout_mask", "dropout", "Dropout"]
+__all__ = [
+    "dropout_mask",
+    "apply_dropout_mask",
+    "dropout",
+    "Dropout",
+    "apply_dropconnect_mask",
+    "dropconnect_linear",
+    "DropConnectLinear",
+]
 
 
 def _check_p(p) -> float:
@@ -197,3 +208,196 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p:g}"
+
+
+# --------------------------------------------------------------------------------------
+# DropConnect: drop weights instead of activations.
+# --------------------------------------------------------------------------------------
+
+
+def _check_linear_args(x, weight, bias) -> None:
+    check_tensor(weight, "weight", ndim=2)
+    check_tensor(x, "x", nonempty=False)
+    if x.dim() < 1:
+        raise ValueError(f"x must have at least 1 dimension, got shape {tuple(x.shape)}")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"x's last dimension must equal weight's in_features {weight.shape[1]}, "
+            f"got x of shape {tuple(x.shape)}"
+        )
+    if x.dtype != weight.dtype:
+        raise TypeError(f"x and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
+    if bias is not None:
+        check_tensor(bias, "bias", ndim=1)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(
+                f"bias must have weight's out_features {weight.shape[0]} entries, "
+                f"got shape {tuple(bias.shape)}"
+            )
+        if bias.dtype != weight.dtype:
+            raise TypeError(
+                f"bias and weight must have the same dtype, got {bias.dtype} and {weight.dtype}"
+            )
+
+
+def apply_dropconnect_mask(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    mask: torch.Tensor,
+    p: float,
+) -> torch.Tensor:
+    """A linear layer whose weights are masked by a given DropConnect mask:
+    ``x @ (mask * weight / (1 - p)).T + bias``.
+
+    Use this when the mask is chosen by hand (worked examples) or sampled once with
+    ``dropout_mask(weight.shape, p)`` and reused. The mask multiplies *weights*, not
+    activations: entry ``mask[i, j] = 0`` cuts the connection from input ``j`` to
+    output ``i``. Kept weights are scaled by ``1 / (1 - p)`` so that, averaged over
+    masks, the pre-activation equals the plain linear layer's. The bias is never dropped.
+
+    Args:
+        x (Tensor): the inputs, floating point.
+        weight (Tensor): the weight matrix, ``(out_features, in_features)``.
+        bias (Tensor or None): the bias, ``(out_features,)``, or ``None``.
+        mask (Tensor): same shape as ``weight``, only 0s (dropped) and 1s (kept); any dtype.
+        p (float): probability of dropping a weight, in ``[0, 1)``.
+
+    Returns:
+        Tensor of shape ``(*, out_features)``.
+
+    Shape:
+        - x: ``(*, in_features)``; weight and mask: ``(out_features, in_features)``.
+        - Output: ``(*, out_features)``.
+
+    Example:
+        >>> w = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+        >>> mask = torch.tensor([[1, 0], [1, 1]])
+        >>> apply_dropconnect_mask(torch.tensor([1.0, 1.0]), w, None, mask, p=0.5)
+        tensor([ 2., 14.])
+
+    Used in: chapter "DropConnect and stochastic depth".
+    """
+    _check_linear_args(x, weight, bias)
+    check_tensor(mask, "mask", floating=False)
+    check_same_shape(weight, "weight", mask, "mask")
+    p = _check_p(p)
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        bad = mask[(mask != 0) & (mask != 1)].flatten()[0].item()
+        raise ValueError(f"mask must contain only 0s and 1s, got a value {bad!r}")
+    masked = weight * (mask.to(dtype=weight.dtype, device=weight.device) / (1.0 - p))
+    return torch.nn.functional.linear(x, masked, bias)
+
+
+def dropconnect_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    p: float = 0.5,
+    training: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """DropConnect linear layer: drop each *weight* with probability ``p`` while training.
+
+    In training mode one mask ``M`` the shape of ``weight`` is drawn per call,
+    with independent entries ``M[i, j] ~ Bernoulli(1 - p)``, and **shared by every
+    example of the batch**; the layer computes ``x @ (M * weight / (1 - p)).T + bias``.
+    (Wan et al. draw a separate mask for every training example, which costs a
+    weight-sized mask per example and a batched matrix-vector product instead of
+    one matrix product; sharing the mask keeps the layer as cheap as possible.)
+    The inverted scaling ``1 / (1 - p)`` makes the expected pre-activation equal
+    to the plain layer's, so at inference (``training=False`` or ``p = 0``) the
+    layer is exactly :func:`torch.nn.functional.linear`. Wan et al. instead
+    approximate the inference-time average over masks of the *activation* by
+    moment matching a Gaussian and sampling from it; we use the mean, as dropout does.
+
+    ``p`` is the probability of *dropping* a weight (as for dropout; Wan et al.'s
+    Bernoulli parameter is the keep probability ``1 - p``). The bias is never
+    dropped (Wan et al. mask it as well). ``p = 1`` is rejected (the scale would
+    divide by zero).
+
+    Args:
+        x (Tensor): the inputs, floating point.
+        weight (Tensor): the weight matrix, ``(out_features, in_features)``.
+        bias (Tensor or None): the bias, ``(out_features,)``, or ``None``.
+        p (float): probability of dropping each weight, in ``[0, 1)``. Default: ``0.5``.
+        training (bool): drop weights if ``True``; plain linear layer if ``False``.
+            Default: ``True``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``
+            (torch's default generator).
+
+    Returns:
+        Tensor of shape ``(*, out_features)``.
+
+    Shape:
+        - x: ``(*, in_features)``; weight: ``(out_features, in_features)``.
+        - Output: ``(*, out_features)``.
+
+    Example:
+        >>> w, x = torch.randn(3, 4), torch.randn(2, 4)
+        >>> torch.equal(dropconnect_linear(x, w, None, p=0.5, training=False), x @ w.T)
+        True
+
+    Used in: chapter "DropConnect and stochastic depth".
+    """
+    _check_linear_args(x, weight, bias)
+    p = _check_p(p)
+    if not isinstance(training, bool):
+        raise TypeError(f"training must be a bool, got {type(training).__name__}")
+    generator = check_generator(generator)
+    if not training or p == 0.0:
+        return torch.nn.functional.linear(x, weight, bias)
+    mask = dropout_mask(weight.shape, p, generator, dtype=weight.dtype, device=weight.device)
+    return torch.nn.functional.linear(x, weight * (mask / (1.0 - p)), bias)
+
+
+class DropConnectLinear(nn.Linear):
+    """:class:`torch.nn.Linear` with DropConnect on its weights while training.
+
+    The same parameters and initialisation as ``nn.Linear``; in ``train()`` mode the
+    forward pass is :func:`dropconnect_linear` (one weight mask per call, shared by
+    the batch), in ``eval()`` mode it is exactly ``nn.Linear``'s. ``p`` is the
+    probability of *dropping* a weight.
+
+    Args:
+        in_features (int): size of each input.
+        out_features (int): size of each output.
+        bias (bool): learn an additive bias. Default: ``True``.
+        p (float): probability of dropping each weight, in ``[0, 1)``. Default: ``0.5``.
+        generator (torch.Generator, optional): source of randomness for the masks.
+            Default: ``None`` (torch's default generator).
+
+    Shape:
+        Input: ``(*, in_features)``. Output: ``(*, out_features)``.
+
+    Example:
+        >>> DropConnectLinear(4, 3, p=0.3)
+        DropConnectLinear(in_features=4, out_features=3, bias=True, p=0.3)
+
+    Used in: chapter "DropConnect and stochastic depth".
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        p: float = 0.5,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        in_features = check_scalar(in_features, "in_features", kind="int", low=1)
+        out_features = check_scalar(out_features, "out_features", kind="int", low=1)
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+        p = _check_p(p)
+        generator = check_generator(generator)
+        super().__init__(in_features, out_features, bias=bias)
+        self.p = p
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropconnect_linear(x, self.weight, self.bias, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, p={self.p:g}"
+

@@ -109,7 +109,7 @@ def counts_match_the_survival_probabilities(student):
     x = Expr(f"__import__('torch').randn({n}, 64, generator=__import__('torch').Generator().manual_seed(77))")
     for blocks, s_last, seed in [(12, 0.5, 3), (6, 0.3, 4), (20, 0.9, 5)]:
         model = Expr(f"__import__('regcourse.depth', fromlist=['x']).build_residual_mlp(seed=1, width=8, "
-                     f"num_blocks={blocks}, p_last={s_last}, "
+                     f"num_blocks={blocks}, survival_last={s_last}, "
                      f"generator=__import__('torch').Generator().manual_seed({seed}))")
         counts = student.call("count_active", model, x)
         assert isinstance(counts, torch.Tensor) and tuple(counts.shape) == (n,), (
