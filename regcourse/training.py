@@ -66,6 +66,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         ``(loss, accuracy)`` as Python floats.
     """
     check_tensor(x, "x")
+    check_tensor(y, "y", floating=False)
+    if y.dtype != torch.int64:
+        raise TypeError(f"y must hold class indices (torch.int64), got dtype {y.dtype}")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     was_training = model.training
@@ -140,8 +143,15 @@ def train(
     batch_size = check_scalar(batch_size, "batch_size", kind="int", low=1)
     label_smoothing = check_scalar(label_smoothing, "label_smoothing", low=0, high=1)
     seed = check_scalar(seed, "seed", kind="int", low=0)
+    missing = [a for a in ("x_train", "y_train", "x_val", "y_val") if not hasattr(data, a)]
+    if missing:
+        raise TypeError(
+            f"data must have x_train, y_train, x_val and y_val (e.g. a regcourse.data.Split), "
+            f"got {type(data).__name__} without {', '.join(missing)}"
+        )
     x, y = data.x_train, data.y_train
     check_tensor(x, "data.x_train")
+    check_tensor(data.x_val, "data.x_val")  # measured every epoch: it must not be empty
     opt = make_optimizer(model, optimizer, lr, weight_decay)
     g = torch.Generator().manual_seed(seed)
     history = History()

@@ -202,13 +202,18 @@ def save(result: Result, folder: str | os.PathLike, fmt: str = "json") -> list[P
         for row in result.rows:
             writer.writerow(_jsonable(row))
         data = buf.getvalue().encode()
-    table = folder / f"{result.name}.{fmt}"
-    _atomic_write(table, data)
-    written.append(table)
+    # Render everything in memory first, then write: an interruption while drawing
+    # leaves the previous table and figure untouched, never a mismatched pair.
+    png = None
     if result.figure is not None:
         buf = io.BytesIO()
         result.figure.savefig(buf, format="png", dpi=100)
-        png = folder / f"{result.name}.png"
-        _atomic_write(png, buf.getvalue())
-        written.append(png)
+        png = buf.getvalue()
+    table = folder / f"{result.name}.{fmt}"
+    _atomic_write(table, data)
+    written.append(table)
+    if png is not None:
+        path = folder / f"{result.name}.png"
+        _atomic_write(path, png)
+        written.append(path)
     return written
