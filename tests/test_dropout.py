@@ -369,3 +369,24 @@ class TestDropoutModule:
     def test_bad_generator(self):
         with pytest.raises(TypeError, match=BAD_GENERATOR):
             Dropout(0.5, generator=1)
+
+
+class TestDropoutPreservesTheMean:
+    """Property (hypothesis): inverted dropout leaves the mean unchanged in expectation.
+
+    For n entries of value c, the output mean is c·B/(n(1−p)) with B ~ Binomial(n, 1−p),
+    so its standard deviation is |c|·sqrt(p / (n(1−p))); we allow 6 of them.
+    """
+
+    @settings(max_examples=30, deadline=None)
+    @given(
+        p=st.floats(0.0, 0.9),
+        c=st.floats(-10.0, 10.0).filter(lambda v: abs(v) > 1e-3),
+        seed=st.integers(0, 2**31 - 1),
+    )
+    def test_mean_is_preserved(self, p, c, seed):
+        n = 20_000
+        x = torch.full((n,), c, dtype=torch.float64)
+        out = dropout(x, p, generator=torch.Generator().manual_seed(seed))
+        sd = abs(c) * math.sqrt(p / (n * (1 - p)))
+        assert abs(out.mean().item() - c) <= 6 * sd + 1e-12
