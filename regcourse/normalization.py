@@ -165,7 +165,8 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training: bool, mome
                 f"got input size {x.shape} (x)"
             )
         mean = x.mean(dim=dims)
-        var = ((x - mean.view(shape)) ** 2).mean(dim=dims)        # biased: divide by m
+        xc = x - mean.view(shape)                                 # centred once, reused below
+        var = (xc * xc).mean(dim=dims)                            # biased: divide by m
         if running_mean is not None:
             with torch.no_grad():
                 running_mean.mul_(1.0 - momentum).add_(momentum * mean.detach())
@@ -173,12 +174,15 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training: bool, mome
                 running_var.mul_(1.0 - momentum).add_(momentum * unbiased)
     else:
         mean, var = running_mean, running_var
-    x_hat = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + eps)
+        xc = x - mean.view(shape)
+    # gamma (x - mu) / sqrt(var + eps) + beta  =  (x - mu) * scale + beta, with the per-channel
+    # scale = gamma / sqrt(var + eps) computed on (C,) vectors: one pass over x instead of four
+    scale = torch.rsqrt(var + eps)
     if weight is not None:
-        x_hat = x_hat * weight.view(shape)
-    if bias is not None:
-        x_hat = x_hat + bias.view(shape)
-    return x_hat
+        scale = scale * weight
+    if bias is None:
+        return xc * scale.view(shape)
+    return torch.addcmul(bias.view(shape), xc, scale.view(shape))
 
 
 class BatchNorm1d(nn.Module):

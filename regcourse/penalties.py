@@ -206,10 +206,10 @@ def sgd_step(w: Tensor, grad: Tensor, lr: float, lam: float = 0.0, penalty: str 
             raise ValueError(f"lam must be 0 when penalty='none', got {lam:g}")
         total = grad.clone()
     elif penalty == "l2":
-        total = grad + l2_grad(w, lam)
+        total = grad.add(w, alpha=lam)            # g + lam * w, as torch.optim.SGD computes it
     else:
-        total = grad + l1_grad(w, lam)
-    return SGDStep(total, w - lr * total)
+        total = grad.add(torch.sign(w), alpha=lam)
+    return SGDStep(total, w.add(total, alpha=-lr))
 
 
 # --- the proximal (soft-thresholding) L1 step ----------------------------------------------
@@ -362,13 +362,13 @@ def _check_adam_args(w, grad, state, lr, lam, betas, eps):
 def _adam_update(w, grad, state, lr, beta1, beta2, eps) -> AdamStep:
     """Adam's step on gradient ``grad``, written as torch's single-tensor Adam computes it."""
     t = state.t + 1
-    m = beta1 * state.m + (1 - beta1) * grad
-    v = beta2 * state.v + (1 - beta2) * grad * grad
+    m = torch.lerp(state.m, grad, 1 - beta1)                         # beta1 m + (1 - beta1) g
+    v = torch.addcmul(state.v * beta2, grad, grad, value=1 - beta2)  # beta2 v + (1 - beta2) g^2
     bias_correction1 = 1 - beta1**t
     bias_correction2 = 1 - beta2**t
     # eps is added to sqrt(v_hat), not inside the square root, as torch does
-    denom = v.sqrt() / bias_correction2**0.5 + eps
-    w_new = w - (lr / bias_correction1) * m / denom
+    denom = (v.sqrt() / bias_correction2**0.5).add_(eps)
+    w_new = torch.addcdiv(w, m, denom, value=-lr / bias_correction1)
     return AdamStep(w_new, AdamState(m, v, t))
 
 
@@ -410,7 +410,7 @@ def adam_l2_step(
     Used in: chapter "Weight decay: L2, L1 and decoupled".
     """
     lr, lam, beta1, beta2, eps = _check_adam_args(w, grad, state, lr, lam, betas, eps)
-    return _adam_update(w, grad + lam * w, state, lr, beta1, beta2, eps)
+    return _adam_update(w, grad.add(w, alpha=lam), state, lr, beta1, beta2, eps)  # as torch.optim.Adam
 
 
 def adamw_step(

@@ -245,8 +245,12 @@ def smoothed_cross_entropy(
             f"target must have shape {tuple(logits.shape[:-1])} to match logits of shape "
             f"{tuple(logits.shape)}, got {tuple(target.shape)}"
         )
-    y = smooth_targets(target, num_classes, eps, variant, dtype=logits.dtype)
-    loss = -(y * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+    # sum_k y_k (-log p_k) with y = (1 - e) onehot + e/K equals (1 - e)(-log p_y) + e mean_k(-log p_k):
+    # the value smooth_targets() gives, without building the (N, K) target matrix.
+    e = eps if variant == "uniform" else eps * num_classes / (num_classes - 1)
+    log_p = F.log_softmax(logits, dim=-1)
+    nll = -log_p.gather(-1, target.long().unsqueeze(-1)).squeeze(-1)
+    loss = (1.0 - e) * nll - e * log_p.mean(dim=-1)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
