@@ -18,13 +18,14 @@ import importlib
 import inspect
 import io
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["Experiment", "Result", "experiment", "registry", "get", "run", "save"]
+__all__ = ["Experiment", "Result", "experiment", "registry", "get", "run", "save", "mean_std"]
 
 # modules of this package that define experiments, imported on first use
 _MODULES = (
@@ -73,6 +74,19 @@ class Experiment:
     func: Callable[..., Result]
     help: str
     options: dict[str, tuple[type, Any, str]]  # name -> (type, default, help)
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (``n - 1`` in the denominator; ``0.0`` for a
+    single value) of a non-empty sequence of numbers: how every experiment reports seeds."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("values must not be empty")
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n == 1:
+        return mean, 0.0
+    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
 
 
 _REGISTRY: dict[str, Experiment] = {}

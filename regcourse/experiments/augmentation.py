@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import statistics
 
 import torch
 
@@ -21,7 +20,7 @@ from ..data import digits_split, sample_photo
 from ..models import build_model
 from ..plotting import image_grid, mean_std_bars
 from ..training import evaluate, train
-from . import Result, experiment
+from . import Result, experiment, mean_std
 
 __all__ = ["aug_gallery", "aug_gap", "digit_augment", "lambda_histograms"]
 
@@ -210,8 +209,6 @@ def aug_gap(
     def column(arm, key):
         return [r[key] for r in rows if r["augmentation"] == arm]
 
-    def mean_std(values):
-        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
     keys = ("train_acc", "test_acc", "gap")
     summary = {arm: {key: mean_std(column(arm, key)) for key in keys} for arm in ARMS}

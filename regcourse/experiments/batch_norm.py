@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import statistics
 
 import torch
 from torch import nn
@@ -19,7 +18,7 @@ from ..data import digits_split
 from ..models import build_model
 from ..normalization import BatchNorm1d, GhostBatchNorm1d, batch_stat_noise, loglog_slope
 from ..training import evaluate, train
-from . import Result, experiment
+from . import Result, experiment, mean_std
 
 __all__ = ["bn_noise", "bn_gap", "parse_sizes"]
 
@@ -131,10 +130,6 @@ def _with_batch_norm(model: nn.Sequential, ghost_batch_size: int | None) -> nn.S
     return model
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 @experiment(
     "bn_gap",
     "train-test gap of a batch-norm MLP vs the batch size batch norm sees (small noisy digits set)",
@@ -200,7 +195,7 @@ def bn_gap(
 
     rows, summary = [], {}
     for label, size in settings:
-        stats = {k: _mean_std([r[k] for r in runs[label]]) for k in ("train_acc", "test_acc", "gap")}
+        stats = {k: mean_std([r[k] for r in runs[label]]) for k in ("train_acc", "test_acc", "gap")}
         summary[label] = stats
         rows.append({
             "setting": label,

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import matplotlib.pyplot as plt
 import torch
@@ -24,7 +23,7 @@ from .._checks import check_scalar
 from ..data import digits_split
 from ..recipe import no_regularization, solid_default
 from ..training import evaluate, seeded
-from . import Result, experiment
+from . import Result, experiment, mean_std
 
 __all__ = [
     "solid_default_vs_none", "forgotten_eval", "ablation", "mean_std", "ABLATION_ARMS", "NONE_ARM",
@@ -33,17 +32,6 @@ __all__ = [
 _N_VAL = 100
 _N_DIGITS = 1797
 _MIN_TEST = 500
-
-
-def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (``0.0`` for one value) of a non-empty sequence."""
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("values must not be empty")
-    mean = math.fsum(values) / len(values)
-    if len(values) == 1:
-        return mean, 0.0
-    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _check_n_train(n_train) -> int:

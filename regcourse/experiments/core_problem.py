@@ -16,7 +16,6 @@ diagnosis column is computed from the two mean accuracies by :func:`diagnose`.
 
 from __future__ import annotations
 
-import math
 
 import torch
 
@@ -25,7 +24,7 @@ from ..data import digits_split
 from ..models import build_model
 from ..plotting import mean_std_bars
 from ..training import evaluate, train
-from . import Result, experiment
+from . import Result, experiment, mean_std
 
 __all__ = ["LEVELS", "SOURCE_TABLE", "core_problem", "diagnose", "mean_std"]
 
@@ -104,19 +103,6 @@ def diagnose(
     if train_acc >= underfit_train:
         return "Slight underfitting"
     return "Severe underfitting"
-
-
-def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (``n - 1`` in the denominator; ``0.0`` for a
-    single value) of a non-empty sequence of numbers."""
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("values must not be empty")
-    n = len(values)
-    mean = math.fsum(values) / n
-    if n == 1:
-        return mean, 0.0
-    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
 
 
 @torch.no_grad()
