@@ -25,14 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--seeds", "1", "--epochs", "1", "--n-train", "20", "--hidden", "8", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def toy_experiment():
     """Register a throw-away experiment with every option type; unregister it afterwards."""

@@ -26,14 +26,6 @@ LABELS = {"Severe overfitting", "Mild overfitting", "Good fit", "Slight underfit
 TINY = dict(seeds=2, epochs=2, n_train=30, hidden=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     result = run("core_problem", **TINY)

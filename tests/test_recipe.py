@@ -21,15 +21,6 @@ from regcourse.recipe import RecipeResult, image_augment, no_regularization, sol
 SMALL = dict(channels=4, epochs=3)   # a CNN small enough to train in a blink
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks train fastest on one thread (and the machine may be shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     return digits_split(60, 40, seed=0)

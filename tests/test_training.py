@@ -26,15 +26,6 @@ from regcourse.training import History, evaluate, make_optimizer, seeded, train
 N_DIGITS = 1797
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread (and two threads spin badly on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def raw_digits():
     from sklearn.datasets import load_digits
