@@ -58,36 +58,58 @@ SHARED_NOTE = (
     "ratios (same run, interleaved, medians) are more trustworthy than absolute times."
 )
 
-#: Why ours is slower, found by profiling (torch.profiler and single-op timings, 1 thread,
-#: this machine); shown under the table for rows above SLOW_RATIO.
-_SCAN = ("regcourse._checks.check_tensor scans {what} for NaN/inf with "
-         "torch.isfinite(x).all(), which on CPU costs ~15x a plain sum (21.7 ms vs 1.4 ms "
-         "on 4096x1024; {cost})")
+#: Why ours can be slower than the reference, for the code as it is now (after the commit
+#: "Speed: finite check via one reduction, ..."). Found by profiling on this machine with
+#: 1 thread: torch.profiler op tables of each case, and the CPU time of single ops (best of
+#: 15 repeats). Shown under the table for rows above SLOW_RATIO. The finite check of
+#: regcourse._checks.check_tensor is now one sum (_all_finite): ~0.65 ms on 4096x1024
+#: floats, where torch.isfinite(x).all() took ~12 ms.
+_CHECK = "regcourse._checks.check_tensor's finite check (one sum over {what}, {cost})"
 WHY_SLOW = {
-    "dropout": _SCAN.format(what="x", cost="~20 ms here") + "; the reference does not check. "
-    "The rest (bernoulli_ mask, scale, multiply, backward) is the arithmetic F.dropout does.",
-    "smoothing": _SCAN.format(what="the logits", cost="~3 ms here") + "; and ours builds the "
-    "smoothed (N, K) target matrix (int64 one_hot, cast, scale, shift) and multiplies it with "
-    "log_softmax, where torch computes (1 - eps)·nll + eps·mean(-log p) without a target matrix.",
-    "batchnorm": "torch runs one native kernel (statistics, then one normalising pass into one "
-    "output); ours runs 7 separate elementwise ops over x (x - mean twice, square, divide, "
-    "times gamma, plus beta), each allocating a 16 MB temporary; and "
-    + _SCAN.format(what="x", cost="~20 ms here") + ".",
-    "drop_path": _SCAN.format(what="x", cost="~80 ms here") + "; the reference does not check. "
-    "Otherwise ours is x * (mask / keep) with an (N, 1, 1, 1) mask, the arithmetic of current "
-    "timm.",
-    "augment": _SCAN.format(what="the image batch", cost="~15 ms here")
-    + "; the reference does not check.",
-    "sgd": "Our step is functional by design (returns the new weight and the total gradient, "
-    "inputs untouched: two new 4 MB tensors) where torch updates p in place; ours spends 4 "
-    "elementwise ops (grad + lam*w, w - lr*total) where torch's single-tensor SGD spends 2 "
-    "add(alpha=) calls (fused=True: one kernel); and "
-    + _SCAN.format(what="w twice (sgd_step, then l2_grad) and grad once", cost="~3 ms each here")
-    + ".",
-    "adamw": "Our step is functional by design (new w, m, v instead of in-place updates) and "
-    "spends ~13 separate elementwise ops, each allocating a 4 MB temporary, where torch's "
-    "single-tensor AdamW uses in-place lerp_/mul_/addcmul_/addcdiv_ (fused=True: one kernel); "
-    "and " + _SCAN.format(what="w, grad, m and v", cost="~3 ms each here") + ".",
+    "dropout": "The same arithmetic as torch's CPU F.dropout: a float mask drawn with "
+    "bernoulli_ (~85 % of the time on both sides), scaled by 1/(1 - p) and multiplied with x; "
+    "the backward multiplies by the saved mask. Ours adds "
+    + _CHECK.format(what="x", cost="~0.7 ms") + " and scales the mask out of place "
+    "(mask / (1 - p): one more 16 MB tensor) where torch divides it in place: a few ms on "
+    "~70 ms, so a ratio above 1.2 here is mostly load from other processes.",
+    "smoothing": "Ours (regcourse.smoothing.smoothed_cross_entropy) computes (1 - eps)·nll "
+    "- eps·mean(log p) as separate autograd ops (log_softmax, gather, mean over the classes, "
+    "two scalings, a subtraction, the batch mean); the log_softmax kernels, forward and "
+    "backward, are the same as torch's. Its backward divides an expanded (N, K) gradient by "
+    "K (the mean over the classes, ~0.3 ms here) where torch's cross_entropy uses a sum, and "
+    "the argument checks (regcourse._checks.check_tensor's finite check, one sum over the "
+    "logits, and a range check of target: ~0.1 ms together) are fixed costs on a call of "
+    "~1.5 ms.",
+    "batchnorm": "torch calls one native kernel (aten::native_batch_norm: the per-channel "
+    "statistics and the normalising pass, writing one output). Ours "
+    "(regcourse.normalization._batch_norm) is composed of separate autograd-recorded ops: "
+    "mean, x - mean (a full-size tensor, kept for the backward), its square, mean, then one "
+    "addcmul with the per-channel scale gamma/sqrt(var + eps): 5 passes over x and 3 new "
+    "16 MB tensors, ~1.2 ms each here; plus " + _CHECK.format(what="x", cost="~0.7 ms") + ".",
+    "drop_path": "Ours (regcourse.depth.drop_path) computes x * (mask / keep) with an "
+    "(N, 1, 1, 1) mask: the arithmetic of current timm, one full pass forward and one "
+    "backward. It adds " + _CHECK.format(what="x", cost="~2.6 ms on 256x64x32x32") + " on a "
+    "call of ~55-70 ms. Against the older x.div(keep).mul(mask), which makes two full passes, "
+    "ours is faster.",
+    "augment": "Ours does the reference's tensor work (Mixup: lam·x + (1 - lam)·x[index]; "
+    "CutMix: clone and paste one box; labels: one_hot and a blend) plus fixed costs the "
+    "reference skips: " + _CHECK.format(what="the image batch", cost="~0.5 ms on 256x3x64x64")
+    + ", range checks of y and of the box, and λ drawn by regcourse.augment.sample_beta (two "
+    "gamma variates, ~0.16 ms, vs ~0.05 ms for torch.distributions.Beta). They weigh most on "
+    "CutMix, whose own work takes only ~2-3 ms.",
+    "sgd": "Functional by design: regcourse.penalties.sgd_step returns the total gradient and "
+    "the new weight without touching its inputs, so it writes two new 4 MB tensors "
+    "(grad.add(w, alpha=lam), then w.add(total, alpha=-lr)); torch's single-tensor SGD makes "
+    "the first and updates p in place (p.add_), and fused=True does both in one in-place "
+    "kernel with no temporary. Plus " + _CHECK.format(what="each of w and grad", cost="~0.16 "
+    "ms each on 1024x1024") + ".",
+    "adamw": "Functional by design: regcourse.penalties.adamw_step returns new w, m and v "
+    "without touching its inputs, so 7 of its 8 elementwise ops (decay w·(1 - lr·lam), lerp, "
+    "v·beta2, addcmul, sqrt, divide, add eps in place, addcdiv) write a new 4 MB tensor; "
+    "torch's single-tensor AdamW runs the same ops in place (mul_, lerp_, mul_, addcmul_, "
+    "addcdiv_) with 2 temporaries for the denominator, and fused=True runs one in-place "
+    "kernel. Plus " + _CHECK.format(what="each of w, grad, m and v", cost="~0.7 ms together "
+    "on 1024x1024") + ".",
 }
 
 

@@ -145,6 +145,19 @@ class TestSlowNotes:
         assert len(cases) >= 11
         assert all(c.why_slow for c in cases), [c.name for c in cases if not c.why_slow]
 
+    def test_notes_name_code_that_exists(self, bench):
+        """Every ``regcourse.module.name`` a note blames must still exist (no stale causes)."""
+        import importlib
+        import re
+
+        named = set()
+        for text in bench.WHY_SLOW.values():
+            named.update(re.findall(r"regcourse(?:\.\w+)+", text))
+        assert {"regcourse._checks.check_tensor", "regcourse.penalties.sgd_step"} <= named
+        for dotted in sorted(named):
+            module, attr = dotted.rsplit(".", 1)
+            assert hasattr(importlib.import_module(module), attr), dotted
+
     def test_note_only_above_threshold(self, bench, monkeypatch):
         import time
 
@@ -189,3 +202,40 @@ class TestThreadsNote:
 
     def test_silent_when_more_threads_help(self, bench):
         assert bench._threads_note(self.rows(bench, 0.6)) == ""
+
+
+class TestReadmePerformance:
+    """README's `## Performance` quotes the committed bench/results.json exactly: after a new
+    `make bench`, copy its figures into the README (this test names any that differ)."""
+
+    def test_figures_match_results(self, bench):
+        readme = (REPO / "README.md").read_text()
+        assert "## Performance" in readme
+        section = readme[readme.index("## Performance"):]
+        assert "make bench" in section
+        data = json.loads((REPO / "bench" / "results.json").read_text())
+        rows = [bench.Row(**r) for r in data["rows"]]
+        assert data["machine"]["date"][:10] in section
+
+        def cells(line):
+            return [c.strip() for c in line.strip().strip("|").split("|")]
+
+        table = [cells(line) for line in section.splitlines()
+                 if line.startswith("| ") and not line.startswith(("| operation", "| chapter"))]
+        ops = [c for c in table if len(c) == 5]
+        chapters = [c for c in table if len(c) == 4 and c[0].startswith("book/")]
+        one_thread = [r for r in rows if r.part == "ops" and r.threads == 1 and r.status == "ok"]
+        assert len(ops) == len(one_thread) > 0
+        for name, _size, _against, rat, crat in ops:
+            assert any(r.name == name and f"{r.ratio:.2f}" == rat and f"{r.cpu_ratio:.2f}" == crat
+                       for r in one_thread), (name, rat, crat)
+        nb = {r.name: r for r in rows if r.part == "notebooks" and r.ratio is not None}
+        assert {c[0] for c in chapters} == set(nb)
+        for name, time_s, rat, crat in chapters:
+            r = nb[name]
+            assert (bench._fmt_ms(r.ours_ms), f"{r.ratio:.2f}", f"{r.cpu_ratio:.2f}") == (
+                time_s, rat, crat)
+        book = {r.name: r for r in rows if r.part == "book"}
+        cold, cached = book["jupyter-book build (cold)"], book["jupyter-book build (cached)"]
+        assert f"took {bench._fmt_ms(cold.ours_ms)}" in section
+        assert f"took {bench._fmt_ms(cached.ours_ms)} (ratio {cached.ratio:.2f}" in section
