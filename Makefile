@@ -22,6 +22,9 @@ help:
 	@echo "make lab        JupyterLab on the chapters, with regcourse importable"
 	@echo "make serve      serve the built site on http://127.0.0.1:$(PORT)/"
 	@echo "make notebooks  re-execute the chapters in place (refreshes their committed outputs)"
+	@echo "make student    the chapters without solutions, into student/"
+	@echo "make grade      grade a submission: make grade SUBMISSION=path/to/notebook.ipynb"
+	@echo "make bench      speed against torch, chapter times, book build (writes bench/results.md)"
 	@echo "make clean      remove the build, the virtual environment and the vendored JS"
 
 # --- environment -----------------------------------------------------------
