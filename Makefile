@@ -85,7 +85,7 @@ test-site: install
 
 # --- working with the chapters ---------------------------------------------
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=book
+	$(BIN)/jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
 
 serve:
 	@test -f $(HTML)/index.html || { echo "no site yet: run 'make book' first"; exit 1; }
