@@ -17,8 +17,8 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["ExerciseBlock", "FormatError", "parse_exercises", "student_notebook", "strip_solution",
-           "write_student_versions"]
+__all__ = ["ExerciseBlock", "FormatError", "exercise_labels", "parse_exercises", "student_notebook",
+           "strip_solution", "write_student_versions"]
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 _FENCE = r"^\s*(?:`{3,}|:{3,})"
@@ -52,6 +52,32 @@ class ExerciseBlock:
 def _source(cell) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
+
+
+def exercise_labels(nb) -> set[str]:
+    """The labels of the exercises a notebook declares; never raises (for untrusted notebooks).
+
+    Cells that are not dicts, sources that are not strings and metadata of the wrong
+    type are skipped, so a malformed submission yields fewer labels, not an exception.
+    """
+    labels: set[str] = set()
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "markdown":
+            continue
+        meta = cell.get("metadata")
+        course = meta.get("regcourse") if isinstance(meta, dict) else None
+        if isinstance(course, dict) and isinstance(course.get("exercise"), str):
+            labels.add(course["exercise"])
+            continue
+        src = cell.get("source", "")
+        if isinstance(src, list) and all(isinstance(s, str) for s in src):
+            src = "".join(src)
+        if isinstance(src, str) and _EXERCISE.search(src):
+            found = _LABEL.search(src)
+            if found:
+                labels.add(found["label"])
+    return labels
 
 
 def parse_exercises(nb) -> list[ExerciseBlock]:
