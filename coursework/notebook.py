@@ -80,8 +80,87 @@ def exercise_labels(nb) -> set[str]:
     return labels
 
 
+def _course_meta(cell) -> dict:
+    meta = cell.get("metadata", {})
+    course = meta.get("regcourse") if isinstance(meta, dict) else None
+    return course if isinstance(course, dict) else {}
+
+
+_HEADING = re.compile(r"^#{2,6}\s+Exercise\s+(?P<number>\d+\.\d+):\s*(?P<title>.+?)\s*$")
+_SOL_HEADING = re.compile(r"^#{2,6}\s+Solution to Exercise\s+(?P<number>\d+\.\d+)\s*$")
+
+
+def _parse_portable(nb) -> list[ExerciseBlock]:
+    """Exercises marked by cell metadata (CONTRIBUTING.md, "Exercises"): the portable format.
+
+    An exercise is a markdown cell with ``metadata.regcourse.exercise = <label>`` whose
+    first line is ``### Exercise <n>: <title>``. Its solution is the run of consecutive
+    cells with ``metadata.regcourse.solution = <label>``; the first of them is a markdown
+    cell ``#### Solution to Exercise <n>``.
+    """
+    blocks: dict[str, ExerciseBlock] = {}
+    numbers: dict[str, str] = {}
+    current = None
+    for i, cell in enumerate(nb.cells):
+        meta = _course_meta(cell)
+        src = _source(cell)
+        label = meta.get("exercise")
+        if label is not None:
+            if cell.cell_type != "markdown" or not isinstance(label, str):
+                raise FormatError(f"cell {i}: an exercise label must be a string on a markdown cell")
+            if label in blocks:
+                raise FormatError(f"cell {i}: exercise label {label!r} used twice")
+            head = _HEADING.match(src.split("\n", 1)[0])
+            if not head:
+                raise FormatError(f"cell {i}: exercise {label!r} must start with '### Exercise N.M: Title'")
+            blocks[label] = ExerciseBlock(label, head["title"], i)
+            numbers[label] = head["number"]
+        sol = meta.get("solution")
+        if sol is None:
+            if current is not None:
+                _close_solution(blocks[current], i - 1)
+                current = None
+            if cell.cell_type == "code" and any(ln.strip() in (BEGIN, END) for ln in src.splitlines()):
+                raise FormatError(f"cell {i}: {BEGIN!r} outside a solution")
+            continue
+        if sol != current:
+            if current is not None:
+                _close_solution(blocks[current], i - 1)
+            if sol not in blocks:
+                raise FormatError(f"cell {i}: solution of unknown exercise {sol!r}")
+            if blocks[sol].solution is not None:
+                raise FormatError(f"cell {i}: exercise {sol!r} has two solutions")
+            head = _SOL_HEADING.match(src.split("\n", 1)[0]) if cell.cell_type == "markdown" else None
+            if not head or head["number"] != numbers[sol]:
+                raise FormatError(f"cell {i}: the solution of {sol!r} must start with a markdown cell "
+                                  f"'#### Solution to Exercise {numbers[sol]}'")
+            blocks[sol].solution = (i, i)
+            current = sol
+        if cell.cell_type == "code":
+            if any(ln.strip() in (BEGIN, END) for ln in src.splitlines()):
+                blocks[sol].code_cells.append(i)
+            else:
+                blocks[sol].given_cells.append(i)
+    if current is not None:
+        _close_solution(blocks[current], len(nb.cells) - 1)
+    return list(blocks.values())
+
+
+def _close_solution(block: ExerciseBlock, last: int) -> None:
+    block.solution = (block.solution[0], last)
+    if block.given_cells and not block.code_cells:
+        raise FormatError(f"cell {last}: the solution of {block.label!r} has code cells but no "
+                          f"{BEGIN!r} marker in any of them, so all of it would leak")
+
+
 def parse_exercises(nb) -> list[ExerciseBlock]:
-    """The exercises of a notebook, with their solution cells; FormatError if malformed."""
+    """The exercises of a notebook, with their solution cells; FormatError if malformed.
+
+    Reads the portable format (cell metadata, see :func:`_parse_portable`) and, for
+    older notebooks, the MyST directive format (``{exercise}`` / ``{solution-start}``).
+    """
+    if any(_course_meta(c) for c in nb.cells):
+        return _parse_portable(nb)
     blocks: dict[str, ExerciseBlock] = {}
     open_label, open_at = None, None
     for i, cell in enumerate(nb.cells):

@@ -77,11 +77,15 @@ class TestCommittedChapter:
                     "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"]) and c.get("outputs") for c in later
                 ), f"{path.name}: ignored cell {i} has no checked cell after it"
 
-    def test_has_exercises_with_hidden_solutions(self, path):
-        text = "\n".join("".join(c["source"]) for c in _load(path)["cells"] if c["cell_type"] == "markdown")
+    def test_has_exercises_with_solutions(self, path):
+        cells = _load(path)["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
         assert "## Exercises" in text
-        assert len(re.findall(r"```\{exercise\}", text)) >= 3
-        assert len(re.findall(r"```\{solution-start\}", text)) >= 3
+        meta = [c.get("metadata", {}).get("regcourse", {}) for c in cells]
+        exercises = [m["exercise"] for m in meta if "exercise" in m]
+        solved = {m["solution"] for m in meta if "solution" in m}
+        assert len(exercises) >= 3, f"{path.name}: fewer than three exercises"
+        assert set(exercises) <= solved, f"{path.name}: exercises without a solution: {set(exercises) - solved}"
 
 
 def test_changing_a_printed_number_fails_nbval(tmp_path):
