@@ -92,8 +92,10 @@ serve:
 	@echo "serving $(HTML) on http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
 	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory $(HTML)
 
+# Then write the executed values into the prose's marked numbers (regcourse/notebook.py).
 notebooks: install
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 $(NOTEBOOKS)
+	$(BIN)/python -m regcourse.notebook fill $(NOTEBOOKS)
 
 clean:
 	rm -rf $(BUILD) $(VENV) node_modules book/_vendor student .pytest_cache
