@@ -11,9 +11,17 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
-__all__ = ["check_scalar", "check_tensor", "check_same_shape", "check_generator"]
+__all__ = [
+    "check_scalar",
+    "check_bool",
+    "check_choice",
+    "check_tensor",
+    "check_same_shape",
+    "check_generator",
+]
 
 _BRACKETS = {"both": ("[", "]"), "left": ("[", ")"), "right": ("(", "]"), "neither": ("(", ")")}
 
@@ -102,6 +110,45 @@ def check_scalar(
             rel = "<=" if closed in ("both", "right") else "<"
             raise ValueError(f"{name} must be {rel} {hi}, got {value:g}")
         raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}, got {value:g}")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    """Check that ``value`` is a boolean and return it as a Python ``bool``.
+
+    ``bool``, ``numpy.bool_`` and one-element ``torch.bool`` tensors are accepted;
+    anything else (``1``, ``"no"``, ``None``) is a ``TypeError``, so a truthy string
+    never switches an option on by accident.
+
+    Example:
+        >>> check_bool(True, "affine")
+        True
+        >>> check_bool("no", "batch_norm")
+        Traceback (most recent call last):
+        ...
+        TypeError: batch_norm must be a bool, got 'no' (str)
+    """
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1:
+        return bool(value.item())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {_describe(value)} ({type(value).__name__})")
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Check that ``value`` is one of the strings ``choices`` and return it.
+
+    Example:
+        >>> check_choice("ncl", "layout", ("flat", "ncl"))
+        'ncl'
+        >>> check_choice("nlc", "layout", ("flat", "ncl"))
+        Traceback (most recent call last):
+        ...
+        ValueError: layout must be one of 'flat', 'ncl', got 'nlc'
+    """
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}, got {_describe(value)}")
     return value
 
 

@@ -6,6 +6,11 @@ Throughout, ``p`` is the probability of *dropping* a unit (as in
 ``1 - p`` during training, so that the expected output equals the input and
 nothing changes at inference.
 
+Spatial dropout (:func:`dropout1d`, :func:`dropout2d`, :class:`Dropout1d`,
+:class:`Dropout2d`) drops whole *channels* of convolutional features: neighbouring
+positions of one feature map are strongly correlated, so dropping single entries
+barely removes information, while dropping a whole map does (Tompson et al. 2015).
+
 DropConnect (:func:`dropconnect_linear`, :class:`DropConnectLinear`) applies
 the same idea to the *weights* of a linear layer instead of its outputs.
 
@@ -19,13 +24,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._checks import check_generator, check_same_shape, check_scalar, check_tensor
+from ._checks import check_bool, check_generator, check_same_shape, check_scalar, check_tensor
 
 __all__ = [
     "dropout_mask",
     "apply_dropout_mask",
     "dropout",
     "Dropout",
+    "channel_dropout",
+    "dropout1d",
+    "dropout2d",
+    "Dropout1d",
+    "Dropout2d",
     "apply_dropconnect_mask",
     "dropconnect_linear",
     "DropConnectLinear",
@@ -164,8 +174,7 @@ def dropout(
     """
     check_tensor(x, "x", nonempty=False)
     p = _check_p(p)
-    if not isinstance(training, bool):
-        raise TypeError(f"training must be a bool, got {type(training).__name__}")
+    training = check_bool(training, "training")
     generator = check_generator(generator)
     if not training or p == 0.0:
         return x
@@ -208,6 +217,176 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p:g}"
+
+
+# --------------------------------------------------------------------------------------
+# Spatial dropout: drop whole channels of convolutional feature maps.
+# --------------------------------------------------------------------------------------
+
+
+def channel_dropout(
+    x: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    generator: torch.Generator | None = None,
+    *,
+    spatial_dims: int = 1,
+) -> torch.Tensor:
+    """Spatial dropout: zero whole channels with probability ``p``, scale the rest by ``1/(1 - p)``.
+
+    For input ``(N, C, *spatial)`` one Bernoulli(``1 - p``) draw is made per example
+    and channel (a mask of shape ``(N, C, 1, ..., 1)``) and broadcast over the
+    ``spatial_dims`` trailing dimensions, so a channel is either dropped at every
+    position or kept at every position. Input without the batch dimension,
+    ``(C, *spatial)``, is treated as one example, as torch does. This is
+    :func:`torch.nn.functional.dropout1d` (``spatial_dims=1``) and
+    :func:`~torch.nn.functional.dropout2d` (``spatial_dims=2``); ``p`` is the
+    probability of *dropping* a channel.
+
+    Args:
+        x (Tensor): the feature maps, floating point.
+        p (float): probability of dropping a channel, in ``[0, 1)``. Default: ``0.5``.
+        training (bool): apply dropout if ``True``, return ``x`` if ``False``. Default: ``True``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``
+            (torch's default generator).
+        spatial_dims (int, keyword only): number of trailing spatial dimensions, 1 or 2.
+            Default: ``1``.
+
+    Returns:
+        Tensor of the same shape and dtype as ``x``.
+
+    Shape:
+        - Input: ``(N, C, *spatial)`` or ``(C, *spatial)`` with ``spatial_dims`` spatial dims.
+        - Output: the same shape.
+
+    Used in: chapter "Dropout".
+    """
+    check_tensor(x, "x", nonempty=False)
+    spatial_dims = check_scalar(spatial_dims, "spatial_dims", kind="int", low=1, high=2)
+    if x.dim() not in (spatial_dims + 1, spatial_dims + 2):
+        name = f"dropout{spatial_dims}d"
+        raise ValueError(
+            f"{name}: x must have {spatial_dims + 1} or {spatial_dims + 2} dimensions "
+            f"((C, *spatial) or (N, C, *spatial)), got shape {tuple(x.shape)}"
+        )
+    p = _check_p(p)
+    training = check_bool(training, "training")
+    generator = check_generator(generator)
+    if not training or p == 0.0:
+        return x
+    mask_shape = tuple(x.shape[: x.dim() - spatial_dims]) + (1,) * spatial_dims
+    mask = dropout_mask(mask_shape, p, generator, dtype=x.dtype, device=x.device)
+    return x * (mask / (1.0 - p))
+
+
+def dropout1d(
+    x: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Spatial dropout of 1-D feature maps: :func:`channel_dropout` with one spatial dimension.
+
+    Drops whole channels of ``(N, C, L)`` (or ``(C, L)``) input, like
+    :func:`torch.nn.functional.dropout1d`; ``p`` is the probability of dropping a channel.
+
+    Args:
+        x (Tensor): ``(N, C, L)`` or ``(C, L)`` feature maps.
+        p (float): drop probability of a channel, in ``[0, 1)``. Default: ``0.5``.
+        training (bool): apply dropout if ``True``. Default: ``True``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``.
+
+    Returns:
+        Tensor of the same shape and dtype as ``x``.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``.
+        - Output: the same shape.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = dropout1d(torch.ones(1, 4, 3), p=0.5, generator=g)
+        >>> bool(((y == 0).all(-1) | (y == 2).all(-1)).all())   # each channel all-0 or all-2
+        True
+
+    Used in: chapter "Dropout".
+    """
+    return channel_dropout(x, p, training, generator, spatial_dims=1)
+
+
+def dropout2d(
+    x: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Spatial dropout of 2-D feature maps: :func:`channel_dropout` with two spatial dimensions.
+
+    Drops whole channels of ``(N, C, H, W)`` (or ``(C, H, W)``) input, like
+    :func:`torch.nn.functional.dropout2d`; ``p`` is the probability of dropping a channel.
+    A 3-D input is always one unbatched example ``(C, H, W)``: torch 2.13 still reads it
+    as ``(N, C, L)`` with a warning and has announced the change to ours.
+
+    Args:
+        x (Tensor): ``(N, C, H, W)`` or ``(C, H, W)`` feature maps.
+        p (float): drop probability of a channel, in ``[0, 1)``. Default: ``0.5``.
+        training (bool): apply dropout if ``True``. Default: ``True``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``.
+
+    Returns:
+        Tensor of the same shape and dtype as ``x``.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``.
+        - Output: the same shape.
+
+    Used in: chapter "Dropout".
+    """
+    return channel_dropout(x, p, training, generator, spatial_dims=2)
+
+
+class Dropout1d(Dropout):
+    """Spatial dropout of 1-D feature maps as a layer (whole channels), like :class:`torch.nn.Dropout1d`.
+
+    A thin wrapper over :func:`dropout1d`; active in ``train()`` mode, the identity in ``eval()``.
+
+    Args:
+        p (float): probability of dropping a channel, in ``[0, 1)``. Default: ``0.5``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``.
+        - Output: the same shape.
+
+    Example:
+        >>> Dropout1d(0.1)
+        Dropout1d(p=0.1)
+
+    Used in: chapter "Dropout".
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout1d(x, self.p, self.training, self.generator)
+
+
+class Dropout2d(Dropout):
+    """Spatial dropout of 2-D feature maps as a layer (whole channels), like :class:`torch.nn.Dropout2d`.
+
+    A thin wrapper over :func:`dropout2d`; active in ``train()`` mode, the identity in ``eval()``.
+
+    Args:
+        p (float): probability of dropping a channel, in ``[0, 1)``. Default: ``0.5``.
+        generator (torch.Generator, optional): source of randomness. Default: ``None``.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``.
+        - Output: the same shape.
+
+    Used in: chapter "Dropout".
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout2d(x, self.p, self.training, self.generator)
 
 
 # --------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from ._checks import check_generator, check_scalar, check_tensor
 __all__ = [
     "batch_norm",
     "BatchNorm1d",
+    "BatchNorm2d",
     "ghost_batch_norm",
     "GhostBatchNorm1d",
     "BatchStatNoise",
@@ -293,6 +294,41 @@ class BatchNorm1d(nn.Module):
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
         )
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalization of ``(N, C, H, W)`` feature maps, like :class:`torch.nn.BatchNorm2d`.
+
+    The statistics of channel ``c`` are taken over all ``N·H·W`` values of that channel
+    in the batch (every example and every position), so one γ and one β per channel
+    are shared by all positions: the convolutional form of batch norm. The running
+    variance is unbiased over those ``m = N·H·W`` values (factor ``m/(m − 1)``), as
+    torch's. Everything else (arguments, buffers, train/eval behaviour, state-dict
+    names) is :class:`BatchNorm1d`'s.
+
+    Args:
+        num_features (int): number of channels ``C``.
+        eps (float): added to the variance, ``> 0``. Default: ``1e-5``.
+        momentum (float or None): weight of each new batch statistic in the running
+            averages; ``None`` means a cumulative average. Default: ``0.1``.
+        affine (bool): learn a per-channel scale γ and shift β. Default: ``True``.
+        track_running_stats (bool): keep running statistics. Default: ``True``.
+        bias (bool, keyword only): learn β when ``affine``. Default: ``True``.
+
+    Shape:
+        - Input: ``(N, C, H, W)``.
+        - Output: the same shape.
+
+    Example:
+        >>> bn = BatchNorm2d(2)
+        >>> y = bn(torch.randn(4, 2, 3, 3))
+        >>> [round(v, 4) + 0.0 for v in y.mean(dim=(0, 2, 3)).tolist()]   # per channel, over N·H·W
+        [0.0, 0.0]
+
+    Used in: chapter "Batch normalization as a regularizer".
+    """
+
+    _input_ndim = (4,)
 
 
 def ghost_batch_norm(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from regcourse.dropout import Dropout, apply_dropout_mask, dropout, dropout_mask
+from regcourse.dropout import (
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    apply_dropout_mask,
+    channel_dropout,
+    dropout,
+    dropout1d,
+    dropout2d,
+    dropout_mask,
+)
 
 N = 200_000  # sample size of the statistical tests
 Z = 5.0  # tolerance in standard errors
@@ -289,7 +300,7 @@ class TestDropout:
             (dict(x=[1.0, 2.0]), TypeError, r"x must be a torch.Tensor, got list"),
             (dict(x=ONES.int()), TypeError, NOT_FLOAT + r", got dtype torch.int32"),
             (dict(x=torch.tensor([1.0, float("inf")])), ValueError, r"x must be finite"),
-            (dict(x=torch.ones(3), training=1), TypeError, r"training must be a bool, got int"),
+            (dict(x=torch.ones(3), training=1), TypeError, r"training must be a bool, got 1 \(int\)"),
             (dict(x=torch.ones(3), generator=42), TypeError, BAD_GENERATOR),
         ],
     )
@@ -390,3 +401,127 @@ class TestDropoutPreservesTheMean:
         out = dropout(x, p, generator=torch.Generator().manual_seed(seed))
         sd = abs(c) * math.sqrt(p / (n * (1 - p)))
         assert abs(out.mean().item() - c) <= 6 * sd + 1e-12
+
+
+# ------------------------------------------------------------------ spatial dropout
+
+SPATIAL = [
+    (dropout1d, F.dropout1d, (400, 50, 7)),
+    (dropout2d, F.dropout2d, (400, 50, 3, 4)),
+]
+
+
+class TestSpatialDropout:
+    """dropout1d / dropout2d: whole channels dropped, statistics as F.dropout1d / F.dropout2d."""
+
+    @pytest.mark.parametrize("ours, _, shape", SPATIAL)
+    def test_whole_channels(self, ours, _, shape):
+        x = torch.rand(shape, generator=_gen(1)) + 0.5  # no zeros
+        y = ours(x, 0.3, generator=_gen(2))
+        flat = y.flatten(2)
+        dropped = (flat == 0).all(-1)
+        kept = (flat != 0).all(-1)
+        assert bool((dropped | kept).all())
+        torch.testing.assert_close(flat[kept], (x.flatten(2) / 0.7)[kept])
+
+    @pytest.mark.parametrize("ours, theirs, shape", SPATIAL)
+    @pytest.mark.parametrize("p", [0.1, 0.5])
+    def test_drop_rate_matches_torch(self, ours, theirs, shape, p):
+        x = torch.ones(shape)
+        n = shape[0] * shape[1]
+        mine = (ours(x, p, generator=_gen(3)).flatten(2)[..., 0] == 0).double().mean().item()
+        torch.manual_seed(4)
+        ref = (theirs(x, p).flatten(2)[..., 0] == 0).double().mean().item()
+        tol = Z * math.sqrt(2 * p * (1 - p) / n)  # difference of two independent rates
+        assert abs(mine - ref) < tol
+        assert abs(mine - p) < Z * math.sqrt(p * (1 - p) / n)
+
+    @pytest.mark.parametrize("ours, theirs, shape", SPATIAL)
+    def test_same_draws_as_torch_from_the_global_generator(self, ours, theirs, shape):
+        """With generator=None both sample one Bernoulli per (example, channel) from the
+        global generator in the same order: identical outputs for the same seed."""
+        x = torch.randn(shape, generator=_gen(5))
+        torch.manual_seed(11)
+        a = ours(x, 0.4)
+        torch.manual_seed(11)
+        b = theirs(x, 0.4)
+        assert torch.equal(a, b)
+
+    @pytest.mark.parametrize("ours, _, shape", SPATIAL)
+    def test_mean_preserved(self, ours, _, shape):
+        x = torch.ones(shape)
+        n = shape[0] * shape[1]
+        m = ours(x, 0.5, generator=_gen(6)).mean().item()
+        assert abs(m - 1.0) < Z * math.sqrt(1.0 / n)  # channel values are 0 or 2: variance 1
+
+    @pytest.mark.parametrize("ours, _, shape", SPATIAL)
+    def test_not_training_is_identity(self, ours, _, shape):
+        x = torch.randn(shape)
+        assert ours(x, 0.5, training=False) is x
+        assert ours(x, 0.0) is x
+
+    def test_unbatched_input(self):
+        x = torch.ones(30, 4, 4)  # (C, H, W)
+        y = dropout2d(x, 0.5, generator=_gen(7))
+        assert bool(((y == 0).all((-1, -2)) | (y == 2).all((-1, -2))).all())
+        y1 = dropout1d(torch.ones(30, 6), 0.5, generator=_gen(7))
+        assert bool(((y1 == 0).all(-1) | (y1 == 2).all(-1)).all())
+
+    def test_gradient_is_the_mask_over_keep(self):
+        x = torch.randn(20, 8, 5, dtype=torch.float64, requires_grad=True)
+        y = dropout1d(x, 0.25, generator=_gen(8))
+        y.sum().backward()
+        mask = (y.detach() != 0).double()
+        torch.testing.assert_close(x.grad, mask / 0.75)
+
+    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+    def test_dtype_kept(self, dtype):
+        assert dropout2d(torch.ones(2, 3, 4, 4, dtype=dtype), 0.5, generator=_gen(0)).dtype == dtype
+
+    @pytest.mark.parametrize(
+        "fn, kwargs, error, match",
+        [
+            (dropout1d, dict(x=torch.ones(4)), ValueError, r"dropout1d: x must have 2 or 3 dimensions"),
+            (dropout1d, dict(x=torch.ones(2, 3, 4, 5)), ValueError, r"dropout1d: x must have 2 or 3"),
+            (dropout2d, dict(x=torch.ones(2, 3)), ValueError, r"dropout2d: x must have 3 or 4 dimensions"),
+            (dropout1d, dict(x=torch.ones(2, 3, 4), p=1.0), ValueError, r"p must be in \[0, 1\)"),
+            (dropout1d, dict(x=torch.ones(2, 3, 4), training="yes"), TypeError, r"training must be a bool"),
+            (dropout2d, dict(x=torch.ones(2, 3, 4, 4), generator=3), TypeError, BAD_GENERATOR),
+            (dropout1d, dict(x=torch.ones(2, 3, 4, dtype=torch.long)), TypeError, NOT_FLOAT),
+            (channel_dropout, dict(x=torch.ones(2, 3, 4), spatial_dims=3), ValueError,
+             r"spatial_dims must be in \[1, 2\], got 3"),
+        ],
+    )
+    def test_bad_input(self, fn, kwargs, error, match):
+        with pytest.raises(error, match=match):
+            fn(**kwargs)
+
+    def test_numpy_p_accepted(self):
+        x = torch.ones(2, 3, 4)
+        assert dropout1d(x, np.float64(0.0)) is x
+
+
+class TestSpatialDropoutModules:
+    @pytest.mark.parametrize("cls, shape", [(Dropout1d, (6, 10, 5)), (Dropout2d, (6, 10, 3, 3))])
+    def test_train_and_eval(self, cls, shape):
+        layer = cls(0.5, generator=_gen(0))
+        x = torch.ones(shape)
+        y = layer(x)
+        assert bool((y == 0).any()) and bool((y == 2).any())
+        assert layer.eval()(x) is x
+
+    @pytest.mark.parametrize("cls, theirs", [(Dropout1d, nn.Dropout1d), (Dropout2d, nn.Dropout2d)])
+    def test_matches_torch_module(self, cls, theirs):
+        x = torch.randn(4, 8, 6, 6) if cls is Dropout2d else torch.randn(4, 8, 6)
+        torch.manual_seed(2)
+        a = cls(0.3)(x)
+        torch.manual_seed(2)
+        b = theirs(0.3)(x)
+        assert torch.equal(a, b)
+
+    def test_repr(self):
+        assert repr(Dropout2d(0.25)) == "Dropout2d(p=0.25)"
+
+    def test_bad_p(self):
+        with pytest.raises(ValueError, match=r"p must be in \[0, 1\), got 1.5"):
+            Dropout1d(1.5)

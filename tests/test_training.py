@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,16 @@ from torch import nn
 from regcourse.data import Split, digits_split, sample_photo
 from regcourse.dropout import Dropout
 from regcourse.models import MLP, SmallCNN, build_model
-from regcourse.training import History, evaluate, make_optimizer, seeded, train
+from regcourse.training import (
+    History,
+    batch_indices,
+    evaluate,
+    make_optimizer,
+    minibatches,
+    seeded,
+    train,
+    train_epoch,
+)
 
 N_DIGITS = 1797
 
@@ -332,7 +342,7 @@ class TestBuildModel:
     @pytest.mark.parametrize(
         "args, kwargs, error, match",
         [
-            (("rnn",), {}, ValueError, r"kind must be one of \['cnn', 'mlp'\], got 'rnn'"),
+            (("rnn",), {}, ValueError, r"kind must be one of \[.*'mlp'\], got 'rnn'"),
             (("mlp",), {"seed": -1}, ValueError, r"seed must be >= 0, got -1"),
             (("mlp",), {"seed": "0"}, TypeError, r"seed must be an integer"),
             (("mlp",), {"hidden": 0}, ValueError, r"hidden must be >= 1"),
@@ -445,6 +455,131 @@ class TestEvaluate:
         with pytest.raises(error, match=match):
             evaluate(_tiny_model(), x, y)
 
+    @pytest.mark.parametrize(
+        "batch_size, error, match",
+        [
+            (-5, ValueError, r"batch_size must be >= 1, got -5"),
+            (0, ValueError, r"batch_size must be >= 1, got 0"),
+            (2.5, TypeError, r"batch_size must be an integer"),
+            ("8", TypeError, r"batch_size must be an integer"),
+        ],
+    )
+    def test_bad_batch_size(self, batch_size, error, match):
+        data = _tiny_data()
+        with pytest.raises(error, match=match):
+            evaluate(_tiny_model(), data.x_val, data.y_val, batch_size=batch_size)
+
+    def test_numpy_batch_size_accepted(self):
+        data = _tiny_data()
+        model = _tiny_model()
+        assert evaluate(model, data.x_val, data.y_val, batch_size=np.int64(7)) == pytest.approx(
+            evaluate(model, data.x_val, data.y_val))
+
+    def test_restores_mode_after_an_error(self):
+        model = _tiny_model(dropout=0.5).train()
+        with pytest.raises(RuntimeError):
+            evaluate(model, torch.zeros(3, 5), torch.zeros(3, dtype=torch.int64))  # wrong width
+        assert model.training
+
+
+class TestBatchIndices:
+    @pytest.mark.parametrize("n, bs, sizes", [(9, 4, [4, 5]), (10, 4, [4, 4, 2]), (8, 4, [4, 4]),
+                                              (5, 8, [5]), (3, 1, [1, 1, 1]), (1, 4, [1])])
+    def test_sizes_merge_a_last_batch_of_one(self, n, bs, sizes):
+        assert [len(b) for b in batch_indices(n, bs, shuffle=False)] == sizes
+
+    @given(n=st.integers(1, 200), bs=st.integers(1, 64), seed=st.integers(0, 2**16))
+    @settings(max_examples=60, deadline=None)
+    def test_every_index_once_and_no_batch_of_one(self, n, bs, seed):
+        batches = batch_indices(n, bs, torch.Generator().manual_seed(seed))
+        assert sorted(torch.cat(batches).tolist()) == list(range(n))
+        if bs > 1 and n > 1:
+            assert min(len(b) for b in batches) >= 2
+        assert max(len(b) for b in batches) <= bs + 1
+
+    def test_shuffle_uses_the_generator(self):
+        a = batch_indices(20, 5, torch.Generator().manual_seed(1))
+        b = batch_indices(20, 5, torch.Generator().manual_seed(1))
+        c = batch_indices(20, 5, torch.Generator().manual_seed(2))
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+    @pytest.mark.parametrize(
+        "kwargs, error, match",
+        [
+            (dict(n=0, batch_size=4), ValueError, r"n must be >= 1, got 0"),
+            (dict(n=5, batch_size=-5), ValueError, r"batch_size must be >= 1, got -5"),
+            (dict(n=5, batch_size=2, generator=3), TypeError, r"generator must be a torch.Generator"),
+            (dict(n=5, batch_size=2, shuffle="no"), TypeError, r"shuffle must be a bool"),
+        ],
+    )
+    def test_bad_input(self, kwargs, error, match):
+        with pytest.raises(error, match=match):
+            batch_indices(**kwargs)
+
+
+class TestMinibatches:
+    def test_pairs_match(self):
+        x = torch.arange(11.0).unsqueeze(1)
+        y = torch.arange(11)
+        pairs = list(minibatches(x, y, 5, torch.Generator().manual_seed(0)))
+        assert [len(yb) for _, yb in pairs] == [5, 6]
+        assert all(torch.equal(xb[:, 0].long(), yb) for xb, yb in pairs)
+
+    def test_length_mismatch(self):
+        with pytest.raises(ValueError, match=r"x and y must have the same length, got 4 and 3"):
+            list(minibatches(torch.zeros(4, 2), torch.zeros(3), 2))
+
+
+class TestTrainEpoch:
+    def test_equals_the_loop_written_out(self):
+        data = _tiny_data()
+        a, b = _tiny_model(seed=2), _tiny_model(seed=2)
+        opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
+        opt_b = torch.optim.SGD(b.parameters(), lr=0.1)
+        train_epoch(a, minibatches(data.x_train, data.y_train, 8, torch.Generator().manual_seed(0)),
+                    F.cross_entropy, opt_a)
+        b.train()
+        for idx in batch_indices(len(data.x_train), 8, torch.Generator().manual_seed(0)):
+            loss = F.cross_entropy(b(data.x_train[idx]), data.y_train[idx])
+            opt_b.zero_grad()
+            loss.backward()
+            opt_b.step()
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+    def test_sets_train_mode(self):
+        data = _tiny_data()
+        model = _tiny_model(dropout=0.5).eval()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        train_epoch(model, minibatches(data.x_train, data.y_train, 8), F.cross_entropy, opt)
+        assert model.training
+
+    def test_returns_the_size_weighted_mean_loss(self):
+        model = nn.Linear(2, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)  # no change: losses are fixed
+        x, y = torch.randn(7, 2), torch.tensor([0, 1, 0, 1, 1, 0, 1])
+        got = train_epoch(model, minibatches(x, y, 3, shuffle=False), F.cross_entropy, opt)
+        with torch.no_grad():
+            expected = F.cross_entropy(model(x), y).item()
+        assert got == pytest.approx(expected, rel=1e-6)
+
+    @pytest.mark.parametrize(
+        "which, error, match",
+        [
+            ("model", TypeError, r"model must be an nn.Module, got str"),
+            ("loss_fn", TypeError, r"loss_fn must be callable, got int"),
+            ("optimizer", TypeError, r"optimizer must be a torch.optim.Optimizer, got list"),
+            ("batches", ValueError, r"batches must hold at least one batch"),
+        ],
+    )
+    def test_bad_input(self, which, error, match):
+        model = _tiny_model()
+        args = dict(model=model, batches=[(torch.zeros(2, 64), torch.zeros(2, dtype=torch.int64))],
+                    loss_fn=F.cross_entropy, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        args[which] = {"model": "mlp", "loss_fn": 3, "optimizer": [], "batches": []}[which]
+        with pytest.raises(error, match=match):
+            train_epoch(**args)
+
 
 class TestMakeOptimizer:
     def test_kinds_and_settings(self):
@@ -471,6 +606,32 @@ class TestMakeOptimizer:
 
 
 class TestTrain:
+    @pytest.mark.parametrize("n_train", [33, 65])
+    def test_final_batch_of_one_with_batch_norm(self, n_train):
+        """n_train = k * batch_size + 1 used to crash batch norm mid-epoch ("Expected more
+        than 1 value per channel"); the last example now joins the previous batch."""
+        data = _tiny_data(n_train=n_train)
+        model = MLP(hidden=16, batch_norm=True)
+        h = train(model, data, epochs=2, batch_size=32)
+        assert h.stopped_epoch == 2
+
+    def test_equals_a_loop_built_from_the_pieces(self):
+        data = _tiny_data(n_train=41)
+        a, b = _tiny_model(seed=4, dropout=0.3), _tiny_model(seed=4, dropout=0.3)
+        train(a, data, epochs=2, batch_size=8, optimizer="sgd", lr=0.05, seed=6)
+        opt = make_optimizer(b, "sgd", lr=0.05)
+        g = torch.Generator().manual_seed(6)
+        with seeded(6):
+            for _ in range(2):
+                train_epoch(b, minibatches(data.x_train, data.y_train, 8, g), F.cross_entropy, opt)
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+    def test_one_training_example_refused(self):
+        data = _tiny_data()
+        one = Split(data.x_train[:1], data.y_train[:1], data.x_val, data.y_val, data.x_test, data.y_test, 10)
+        with pytest.raises(ValueError, match=r"data.x_train must hold at least 2 examples, got 1"):
+            train(_tiny_model(), one, epochs=1)
+
     def test_same_seed_identical_history_and_weights(self):
         data = _tiny_data(label_noise=0.2)
         runs = []
