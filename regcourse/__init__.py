@@ -14,7 +14,9 @@ import torch
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "setup"]
+from ._checks import set_validate_args, validate_args_enabled
+
+__all__ = ["__version__", "setup", "set_validate_args", "validate_args_enabled"]
 
 
 def setup(version: str, *, seed: int = 0, threads: int | None = None) -> None:
@@ -31,17 +33,20 @@ def setup(version: str, *, seed: int = 0, threads: int | None = None) -> None:
             chapters' outputs are the same with 1 or 2 threads; the tests check it.
 
     Raises:
-        RuntimeError: if ``version`` is not the installed version.
+        VersionMismatchError: (a ``RuntimeError``) if ``version`` is not the installed
+            version. Its message names the wheel to install, and in a notebook it prints
+            as one line instead of a traceback.
     """
     from ._checks import check_scalar
+    from .errors import VersionMismatchError
 
     if not isinstance(version, str):
         raise TypeError(f"version must be a str, got {type(version).__name__}")
     if version != __version__:
-        raise RuntimeError(
+        raise VersionMismatchError(
             f"this notebook was written for regcourse {version}, but regcourse {__version__} "
-            "is installed; run `make notebooks` in the course repository (or install the "
-            "matching version) so the printed numbers match the book"
+            f"is installed; run: pip install regcourse-{version}-py3-none-any.whl (the wheel "
+            "offered beside each chapter of the site)"
         )
     seed = check_scalar(seed, "seed", kind="int", low=0)
     if threads is None:

@@ -4,6 +4,15 @@ One small helper per kind of argument, in the spirit of scikit-learn's
 ``check_scalar``: a public function calls these first, so bad input fails
 at once with a ``ValueError``/``TypeError`` that names the argument and the
 value it got, instead of an obscure shape error (or a silent NaN) later.
+
+Two kinds of check differ in cost. Checks of types, shapes, dtypes and scalar
+arguments cost nothing measurable and always run. *Value scans* read every entry of
+a tensor (the finite check of :func:`check_tensor`, the 0/1 test of
+:func:`check_binary_mask`, the range test of :func:`check_class_indices`): they are
+on by default, like the ``validate_args`` of ``torch.distributions``, and switched
+off for the whole process with :func:`set_validate_args(False) <set_validate_args>`.
+The ``forward`` of our ``nn.Module`` layers never scans values (torch's layers do
+not either), so a training loop pays only for the cheap checks.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import numpy as np
 import torch
 
 __all__ = [
+    "set_validate_args",
+    "validate_args_enabled",
     "check_scalar",
     "check_bool",
     "check_choice",
@@ -22,6 +33,33 @@ __all__ = [
     "check_same_shape",
     "check_generator",
 ]
+
+_VALIDATE_VALUES = True
+
+
+def set_validate_args(value: bool) -> bool:
+    """Switch the value scans (finite entries, 0/1 masks, label ranges) on or off; return the old setting.
+
+    Like ``torch.distributions.Distribution.set_default_validate_args``: on by default,
+    so a NaN or a bad mask fails at once with a clear message; off for speed once the
+    inputs are known to be good. Type, shape and scalar checks always run.
+
+    Example:
+        >>> old = set_validate_args(False)
+        >>> validate_args_enabled()
+        False
+        >>> _ = set_validate_args(old)
+    """
+    global _VALIDATE_VALUES
+    value = check_bool(value, "value")
+    old, _VALIDATE_VALUES = _VALIDATE_VALUES, value
+    return old
+
+
+def validate_args_enabled() -> bool:
+    """``True`` when the value scans of :func:`set_validate_args` are on (the default)."""
+    return _VALIDATE_VALUES
+
 
 _BRACKETS = {"both": ("[", "]"), "left": ("[", ")"), "right": ("(", "]"), "neither": ("(", ")")}
 
@@ -168,8 +206,8 @@ def check_tensor(
         name (str): the argument's name, used in the error message.
         ndim (int or tuple of int, optional): the allowed numbers of dimensions.
         floating (bool): require a floating-point dtype. Default: ``True``.
-        finite (bool): reject NaN and infinite entries (floating tensors only).
-            Default: ``True``.
+        finite (bool): reject NaN and infinite entries (floating tensors only), when
+            the value scans are on (:func:`set_validate_args`). Default: ``True``.
         nonempty (bool): reject tensors with no elements. Default: ``True``.
 
     Returns:
@@ -192,7 +230,7 @@ def check_tensor(
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if nonempty and x.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
-    if finite and x.is_floating_point() and not _all_finite(x):
+    if finite and _VALIDATE_VALUES and x.is_floating_point() and not _all_finite(x):
         raise ValueError(f"{name} must be finite, got a tensor containing NaN or inf")
     return x
 
@@ -207,6 +245,18 @@ def _all_finite(x: torch.Tensor) -> bool:
     """
     with torch.no_grad():
         return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
+def check_binary_mask(mask: torch.Tensor, name: str = "mask") -> None:
+    """Raise ``ValueError`` unless every entry of ``mask`` is 0 or 1 (a value scan: see
+    :func:`set_validate_args`)."""
+    if not _VALIDATE_VALUES or mask.numel() == 0:
+        return
+    if mask.dtype == torch.bool:
+        return
+    bad = (mask != 0) & (mask != 1)
+    if bool(bad.any()):
+        raise ValueError(f"{name} must contain only 0s and 1s, got a value {mask[bad].flatten()[0].item()!r}")
 
 
 def check_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:

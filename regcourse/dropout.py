@@ -521,8 +521,7 @@ def dropconnect_linear(
     """
     _check_linear_args(x, weight, bias)
     p = _check_p(p)
-    if not isinstance(training, bool):
-        raise TypeError(f"training must be a bool, got {type(training).__name__}")
+    training = check_bool(training, "training")
     generator = check_generator(generator)
     if not training or p == 0.0:
         return torch.nn.functional.linear(x, weight, bias)

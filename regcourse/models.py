@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: The names :func:`make_norm` accepts for the ``norm`` argument of the models.
-NORMS = ("batch", "regcourse_batch", "layer", "group")
+NORMS = ("batch", "regcourse_batch", "layer", "regcourse_layer", "group", "regcourse_group")
 
 NormSpec = Union[None, str, Callable[[int], nn.Module]]
 
@@ -58,6 +58,8 @@ def make_norm(norm: NormSpec, num_features: int, *, spatial_dims: int = 0) -> nn
               convolutional layer norm);
             - ``"group"``: :class:`torch.nn.GroupNorm` with the largest number of groups
               ``<= 8`` that divides ``num_features``;
+            - ``"regcourse_layer"``, ``"regcourse_group"``: the same with ours from scratch,
+              :class:`regcourse.normalization.LayerNorm` / ``GroupNorm``;
             - a callable ``norm(num_features) -> nn.Module``, for anything else.
         num_features (int): features (channels) of the layer's input.
         spatial_dims (int, keyword only): 0 for ``(N, C)`` features, 1 for ``(N, C, L)``,
@@ -89,12 +91,16 @@ def make_norm(norm: NormSpec, num_features: int, *, spatial_dims: int = 0) -> nn
 
             cls = normalization.BatchNorm2d if spatial_dims == 2 else normalization.BatchNorm1d
             return cls(num_features)
-        if norm == "layer":
+        if norm in ("layer", "group", "regcourse_layer", "regcourse_group"):
+            if norm.startswith("regcourse_"):
+                from . import normalization as lib
+            else:
+                lib = nn
+            if norm.endswith("group"):
+                return lib.GroupNorm(_group_count(num_features), num_features)
             if spatial_dims == 0:
-                return nn.LayerNorm(num_features)
-            return nn.GroupNorm(1, num_features)
-        if norm == "group":
-            return nn.GroupNorm(_group_count(num_features), num_features)
+                return lib.LayerNorm(num_features)
+            return lib.GroupNorm(1, num_features)
         raise ValueError(f"norm must be None, a callable or one of {list(NORMS)}, got {norm!r}")
     if callable(norm) and not isinstance(norm, bool):
         layer = norm(num_features)

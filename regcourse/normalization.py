@@ -12,6 +12,22 @@ mini-batch to the next: :func:`batch_stat_noise` measures how much, and
 :func:`loglog_slope` fits the power law (the standard deviation of the batch
 mean falls like ``1/√B``).
 
+Layer norm (:func:`layer_norm`, :class:`LayerNorm`) and group norm
+(:func:`group_norm`, :class:`GroupNorm`) normalise each *example* with its own
+statistics instead, so they behave the same in training and evaluation and for any
+batch size, including 1: the small-batch alternative.
+
+Dtypes follow torch's rules on the CPU: a float16 or bfloat16 input is computed in
+float32 and returned in its own dtype (the layer's parameters may be float32, as
+after ``model.half()`` of only the input); otherwise the input and the parameters
+must share one dtype, and a mismatch (a ``.double()`` layer fed float32) is a
+``TypeError``, where torch raises a ``RuntimeError``, instead of a silent float64
+result.
+
+Our batch-norm layers subclass torch's ``_BatchNorm``, so torch's tools that look
+for batch norm (``torch.optim.swa_utils.update_bn``, which resets the running
+statistics and re-estimates them with ``momentum=None``) treat them as torch's own.
+
 Used in: chapter "Batch normalization as a regularizer".
 """
 
@@ -23,13 +39,18 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._checks import check_generator, check_scalar, check_tensor
+from ._checks import check_bool, check_generator, check_scalar, check_tensor
 
 __all__ = [
     "batch_norm",
     "BatchNorm1d",
     "BatchNorm2d",
+    "layer_norm",
+    "LayerNorm",
+    "group_norm",
+    "GroupNorm",
     "ghost_batch_norm",
     "GhostBatchNorm1d",
     "BatchStatNoise",
@@ -46,10 +67,25 @@ def _check_eps(eps) -> float:
     return check_scalar(eps, "eps", low=0.0, closed="neither")
 
 
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
+_check_bool = check_bool
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _compute_dtype(x: torch.Tensor, others: dict) -> torch.dtype:
+    """The dtype to compute in, by torch's CPU rule (see the module docstring).
+
+    ``others`` maps names to the tensors (or ``None``) that meet ``x``: parameters and
+    running statistics. Half and bfloat16 inputs are computed in float32.
+    """
+    mismatched = {n: t.dtype for n, t in others.items() if t is not None and t.dtype != x.dtype}
+    if mismatched:
+        if not (x.dtype in _LOW_PRECISION and set(mismatched.values()) == {torch.float32}):
+            name, dtype = next(iter(mismatched.items()))
+            raise TypeError(
+                f"mixed dtype: x is {x.dtype} but {name} is {dtype}; convert the layer "
+                f"(e.g. layer.to({x.dtype})) or the input (x.to({dtype}))"
+            )
+    return torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
 
 
 def _check_channel_vector(t, name: str, num_channels: int, x: torch.Tensor) -> torch.Tensor | None:
@@ -154,7 +190,19 @@ def batch_norm(
 
 
 def _batch_norm(x, running_mean, running_var, weight, bias, training: bool, momentum: float, eps: float):
-    """:func:`batch_norm` without the argument checks (for layers that own their tensors)."""
+    """:func:`batch_norm` without the argument checks (for layers that own their tensors).
+
+    Two passes over ``x`` for the statistics and one for the output: the mean and the
+    mean of squares per channel give the biased variance ``mean(x²) − μ²`` (clamped at
+    0; the same "fast variance" as flax's ``BatchNorm(use_fast_variance=True)``, equal
+    to ``mean((x − μ)²)`` up to rounding), and the output is one ``addcmul``
+    ``x·s + (β − μ·s)`` with the per-channel scale ``s = γ/√(σ² + ε)``.
+    """
+    out_dtype = x.dtype
+    dtype = _compute_dtype(
+        x, {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
+    )
+    xc = x if x.dtype == dtype else x.to(dtype)
     c = x.shape[1]
     dims = [0] + list(range(2, x.dim()))          # every dimension but the channels
     shape = [1, c] + [1] * (x.dim() - 2)          # broadcast a (C,) vector over x
@@ -165,28 +213,28 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training: bool, mome
                 "Expected more than 1 value per channel when training, "
                 f"got input size {x.shape} (x)"
             )
-        mean = x.mean(dim=dims)
-        xc = x - mean.view(shape)                                 # centred once, reused below
-        var = (xc * xc).mean(dim=dims)                            # biased: divide by m
+        mean = xc.mean(dim=dims)
+        var = ((xc * xc).mean(dim=dims) - mean * mean).clamp_min(0.0)   # biased: divide by m
         if running_mean is not None:
             with torch.no_grad():
-                running_mean.mul_(1.0 - momentum).add_(momentum * mean.detach())
+                running_mean.mul_(1.0 - momentum).add_((momentum * mean.detach()).to(running_mean.dtype))
                 unbiased = var.detach() * (m / (m - 1))
-                running_var.mul_(1.0 - momentum).add_(momentum * unbiased)
+                running_var.mul_(1.0 - momentum).add_((momentum * unbiased).to(running_var.dtype))
     else:
-        mean, var = running_mean, running_var
-        xc = x - mean.view(shape)
-    # gamma (x - mu) / sqrt(var + eps) + beta  =  (x - mu) * scale + beta, with the per-channel
-    # scale = gamma / sqrt(var + eps) computed on (C,) vectors: one pass over x instead of four
+        mean, var = running_mean.to(dtype), running_var.to(dtype)
+    # gamma (x - mu) / sqrt(var + eps) + beta  =  x * scale + (beta - mu * scale), with the
+    # per-channel scale = gamma / sqrt(var + eps) computed on (C,) vectors: one pass over x
     scale = torch.rsqrt(var + eps)
     if weight is not None:
-        scale = scale * weight
-    if bias is None:
-        return xc * scale.view(shape)
-    return torch.addcmul(bias.view(shape), xc, scale.view(shape))
+        scale = scale * weight.to(dtype)
+    shift = -mean * scale
+    if bias is not None:
+        shift = shift + bias.to(dtype)
+    y = torch.addcmul(shift.view(shape), xc, scale.view(shape))
+    return y if y.dtype == out_dtype else y.to(out_dtype)
 
 
-class BatchNorm1d(nn.Module):
+class BatchNorm1d(_BatchNorm):
     """Batch normalization of ``(N, C)`` or ``(N, C, L)`` input, like :class:`torch.nn.BatchNorm1d`.
 
     A thin wrapper over :func:`batch_norm`. In ``train()`` mode it normalises with
@@ -205,6 +253,8 @@ class BatchNorm1d(nn.Module):
             (``bias``, initialised to 0). Default: ``True``.
         track_running_stats (bool): keep running statistics; if ``False`` the layer
             uses batch statistics in eval mode too. Default: ``True``.
+        device, dtype: where and in which floating dtype to create the parameters and
+            buffers, as for torch's layers. Default: ``None`` (torch's defaults).
         bias (bool, keyword only): learn β when ``affine``. Default: ``True``.
 
     Shape:
@@ -229,42 +279,30 @@ class BatchNorm1d(nn.Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
+        device=None,
+        dtype=None,
         *,
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        self.num_features = check_scalar(num_features, "num_features", kind="int", low=1)
-        self.eps = _check_eps(eps)
-        self.momentum = None if momentum is None else _check_momentum(momentum)
-        self.affine = _check_bool(affine, "affine")
-        self.track_running_stats = _check_bool(track_running_stats, "track_running_stats")
-        _check_bool(bias, "bias")
-        if self.affine:
-            self.weight = nn.Parameter(torch.ones(self.num_features))
-            self.bias = nn.Parameter(torch.zeros(self.num_features)) if bias else None
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(self.num_features))
-            self.register_buffer("running_var", torch.ones(self.num_features))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        num_features = check_scalar(num_features, "num_features", kind="int", low=1)
+        eps = _check_eps(eps)
+        momentum = None if momentum is None else _check_momentum(momentum)
+        affine = _check_bool(affine, "affine")
+        track_running_stats = _check_bool(track_running_stats, "track_running_stats")
+        bias = _check_bool(bias, "bias")
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+        # torch's _BatchNorm creates weight, bias, running_mean, running_var and
+        # num_batches_tracked with torch's names and initial values (1, 0, 0, 1, 0)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
-    def reset_running_stats(self) -> None:
-        """Running mean 0, running variance 1, no batches tracked."""
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1.0)
-            self.num_batches_tracked.zero_()
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        check_tensor(x, "x", ndim=self._input_ndim, finite=False)
 
     _input_ndim: tuple[int, ...] = (2, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor(x, "x", ndim=self._input_ndim)
+        self._check_input_dim(x)  # shape and dtype only: a layer does not scan values
         if x.shape[1] != self.num_features:
             raise ValueError(
                 f"x must have {self.num_features} channels (dimension 1), got shape {tuple(x.shape)}"
@@ -329,6 +367,265 @@ class BatchNorm2d(BatchNorm1d):
     """
 
     _input_ndim = (4,)
+
+
+# --------------------------------------------------------------------------------------
+# Per-example normalization: layer norm and group norm.
+# --------------------------------------------------------------------------------------
+
+
+def _normalized_shape(normalized_shape) -> tuple[int, ...]:
+    if isinstance(normalized_shape, torch.Size):
+        normalized_shape = tuple(normalized_shape)
+    if not isinstance(normalized_shape, (tuple, list)):
+        normalized_shape = (normalized_shape,)
+    if len(normalized_shape) == 0:
+        raise ValueError("normalized_shape must not be empty, got ()")
+    return tuple(
+        check_scalar(n, f"normalized_shape[{i}]", kind="int", low=1) for i, n in enumerate(normalized_shape)
+    )
+
+
+def _check_affine_tensor(t, name: str, shape: tuple[int, ...], x: torch.Tensor):
+    if t is None:
+        return None
+    check_tensor(t, name, finite=False)
+    if tuple(t.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+    if t.device != x.device:
+        raise ValueError(f"{name} must be on x's device {x.device}, got {t.device}")
+    return t
+
+
+def _layer_norm(x, shape: tuple[int, ...], weight, bias, eps: float) -> torch.Tensor:
+    out_dtype = x.dtype
+    dtype = _compute_dtype(x, {"weight": weight, "bias": bias})
+    xc = x if x.dtype == dtype else x.to(dtype)
+    dims = tuple(range(x.dim() - len(shape), x.dim()))
+    var, mean = torch.var_mean(xc, dim=dims, correction=0, keepdim=True)  # biased, per example
+    y = (xc - mean) * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight.to(dtype)
+    if bias is not None:
+        y = y + bias.to(dtype)
+    return y if y.dtype == out_dtype else y.to(out_dtype)
+
+
+def layer_norm(
+    x: torch.Tensor,
+    normalized_shape,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    r"""Layer normalization: each example normalised over its last dimensions, like :func:`torch.nn.functional.layer_norm`.
+
+    For every example (every index of the leading dimensions) the ``D`` values of the
+    trailing ``normalized_shape`` dimensions are normalised with *their own* mean and
+    biased variance,
+
+    .. math::
+        y = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}\,\gamma + \beta,\qquad
+        \mu = \frac1D\sum_j x_j,\quad \sigma^2 = \frac1D\sum_j (x_j - \mu)^2,
+
+    with ``γ`` (``weight``) and ``β`` (``bias``) of shape ``normalized_shape``, applied
+    elementwise. No statistic is shared between examples, so the output of one example
+    does not depend on the rest of the batch, in training or in evaluation alike.
+
+    Args:
+        x (Tensor): input whose last dimensions are ``normalized_shape``, floating point.
+        normalized_shape (int or tuple of int): the trailing shape normalised over.
+        weight (Tensor, optional): γ of shape ``normalized_shape``. Default: ``None`` (1).
+        bias (Tensor, optional): β of shape ``normalized_shape``. Default: ``None`` (0).
+        eps (float): added to the variance, ``> 0``. Default: ``1e-5``.
+
+    Returns:
+        Tensor of the same shape and dtype as ``x``.
+
+    Shape:
+        - Input: ``(*, *normalized_shape)``.
+        - Output: the same shape.
+
+    Example:
+        >>> layer_norm(torch.tensor([[1.0, 2.0, 3.0, 6.0]]), 4)   # μ = 3, σ² = 3.5
+        tensor([[-1.0690, -0.5345,  0.0000,  1.6036]])
+
+    Used in: chapter "Batch normalization as a regularizer".
+    """
+    check_tensor(x, "x")
+    shape = _normalized_shape(normalized_shape)
+    if tuple(x.shape[x.dim() - len(shape):]) != shape or x.dim() < len(shape):
+        raise ValueError(
+            f"x must end with the dimensions normalized_shape={shape}, got shape {tuple(x.shape)}"
+        )
+    weight = _check_affine_tensor(weight, "weight", shape, x)
+    bias = _check_affine_tensor(bias, "bias", shape, x)
+    eps = _check_eps(eps)
+    return _layer_norm(x, shape, weight, bias, eps)
+
+
+class LayerNorm(nn.Module):
+    """Layer normalization as a layer, like :class:`torch.nn.LayerNorm` (a thin wrapper over :func:`layer_norm`).
+
+    The same computation in ``train()`` and ``eval()`` mode: there are no running
+    statistics. Parameter names (``weight``, ``bias``) are torch's.
+
+    Args:
+        normalized_shape (int or tuple of int): the trailing shape normalised over.
+        eps (float): added to the variance, ``> 0``. Default: ``1e-5``.
+        elementwise_affine (bool): learn γ (initialised to 1) and β (initialised to 0)
+            of shape ``normalized_shape``. Default: ``True``.
+        bias (bool, keyword only): learn β when ``elementwise_affine``. Default: ``True``.
+
+    Shape:
+        - Input: ``(*, *normalized_shape)``.
+        - Output: the same shape.
+
+    Example:
+        >>> LayerNorm(100)
+        LayerNorm((100,), eps=1e-05, elementwise_affine=True)
+
+    Used in: chapter "Batch normalization as a regularizer".
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, *,
+                 bias: bool = True) -> None:
+        super().__init__()
+        self.normalized_shape = _normalized_shape(normalized_shape)
+        self.eps = _check_eps(eps)
+        self.elementwise_affine = _check_bool(elementwise_affine, "elementwise_affine")
+        bias = _check_bool(bias, "bias")
+        if self.elementwise_affine:
+            self.weight = nn.Parameter(torch.ones(self.normalized_shape))
+            self.bias = nn.Parameter(torch.zeros(self.normalized_shape)) if bias else None
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", finite=False)
+        shape = self.normalized_shape
+        if tuple(x.shape[max(0, x.dim() - len(shape)):]) != shape:
+            raise ValueError(f"x must end with the dimensions {shape}, got shape {tuple(x.shape)}")
+        return _layer_norm(x, shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+def _group_norm(x, num_groups: int, weight, bias, eps: float) -> torch.Tensor:
+    out_dtype = x.dtype
+    dtype = _compute_dtype(x, {"weight": weight, "bias": bias})
+    xc = x if x.dtype == dtype else x.to(dtype)
+    n, c = x.shape[:2]
+    g = xc.reshape(n, num_groups, -1)                                 # (N, G, C/G · spatial)
+    var, mean = torch.var_mean(g, dim=2, correction=0, keepdim=True)  # biased, per example and group
+    y = ((g - mean) * torch.rsqrt(var + eps)).reshape(x.shape)
+    shape = [1, c] + [1] * (x.dim() - 2)
+    if weight is not None:
+        y = y * weight.to(dtype).view(shape)
+    if bias is not None:
+        y = y + bias.to(dtype).view(shape)
+    return y if y.dtype == out_dtype else y.to(out_dtype)
+
+
+def group_norm(
+    x: torch.Tensor,
+    num_groups: int,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    r"""Group normalization, like :func:`torch.nn.functional.group_norm`.
+
+    The ``C`` channels are split into ``num_groups`` consecutive groups of ``C/G``
+    channels; for every example and group, the values of those channels at every
+    position are normalised with their own mean and biased variance, then each
+    channel is scaled by its ``γ_c`` (``weight``) and shifted by ``β_c`` (``bias``).
+    One group is layer norm over channels and positions; ``C`` groups (one channel
+    each) is instance norm. No statistic crosses examples, so batch size does not matter.
+
+    Args:
+        x (Tensor): input ``(N, C, *)``, floating point.
+        num_groups (int): number of groups ``G``; must divide ``C``.
+        weight (Tensor, optional): ``(C,)`` scale γ. Default: ``None`` (1).
+        bias (Tensor, optional): ``(C,)`` shift β. Default: ``None`` (0).
+        eps (float): added to the variance, ``> 0``. Default: ``1e-5``.
+
+    Returns:
+        Tensor of the same shape and dtype as ``x``.
+
+    Shape:
+        - Input: ``(N, C, *)``.
+        - Output: the same shape.
+
+    Example:
+        >>> x = torch.tensor([[[1.0], [2.0], [3.0], [6.0]]])   # N = 1, C = 4, L = 1
+        >>> group_norm(x, 1).flatten()                          # one group: layer norm
+        tensor([-1.0690, -0.5345,  0.0000,  1.6036])
+
+    Used in: chapter "Batch normalization as a regularizer".
+    """
+    check_tensor(x, "x")
+    if x.dim() < 2:
+        raise ValueError(f"x must have at least 2 dimensions (N, C, *), got shape {tuple(x.shape)}")
+    num_groups = check_scalar(num_groups, "num_groups", kind="int", low=1)
+    c = x.shape[1]
+    if c % num_groups:
+        raise ValueError(f"num_groups must divide the number of channels {c}, got {num_groups}")
+    weight = _check_affine_tensor(weight, "weight", (c,), x)
+    bias = _check_affine_tensor(bias, "bias", (c,), x)
+    eps = _check_eps(eps)
+    return _group_norm(x, num_groups, weight, bias, eps)
+
+
+class GroupNorm(nn.Module):
+    """Group normalization as a layer, like :class:`torch.nn.GroupNorm` (a thin wrapper over :func:`group_norm`).
+
+    Args:
+        num_groups (int): number of groups ``G``; must divide ``num_channels``.
+        num_channels (int): number of channels ``C``.
+        eps (float): added to the variance, ``> 0``. Default: ``1e-5``.
+        affine (bool): learn a per-channel γ (1) and β (0). Default: ``True``.
+
+    Shape:
+        - Input: ``(N, C, *)``.
+        - Output: the same shape.
+
+    Example:
+        >>> GroupNorm(5, 25)
+        GroupNorm(5, 25, eps=1e-05, affine=True)
+
+    Used in: chapter "Batch normalization as a regularizer".
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__()
+        self.num_groups = check_scalar(num_groups, "num_groups", kind="int", low=1)
+        self.num_channels = check_scalar(num_channels, "num_channels", kind="int", low=1)
+        if self.num_channels % self.num_groups:
+            raise ValueError(
+                f"num_groups must divide num_channels {self.num_channels}, got {self.num_groups}"
+            )
+        self.eps = _check_eps(eps)
+        self.affine = _check_bool(affine, "affine")
+        if self.affine:
+            self.weight = nn.Parameter(torch.ones(self.num_channels))
+            self.bias = nn.Parameter(torch.zeros(self.num_channels))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", finite=False)
+        if x.dim() < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(
+                f"x must have shape (N, {self.num_channels}, *), got {tuple(x.shape)}"
+            )
+        return _group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
 def ghost_batch_norm(
@@ -396,6 +693,13 @@ def _ghost_batch_norm(x, running_mean, running_var, weight, bias, training: bool
     n, c = x.shape
     if not training or size >= n:
         return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    out_dtype = x.dtype
+    dtype = _compute_dtype(
+        x, {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
+    )
+    x = x.to(dtype)
+    weight = None if weight is None else weight.to(dtype)
+    bias = None if bias is None else bias.to(dtype)
     # q full groups of `size` rows, reshaped to (q, size, C), then at most one smaller
     # group with the remaining rows; a single remaining row joins the last full group.
     q, r = divmod(n, size)
@@ -411,14 +715,14 @@ def _ghost_batch_norm(x, running_mean, running_var, weight, bias, training: bool
             group_means = torch.cat([m.squeeze(1) for m in means])           # (number of groups, C)
             group_vars = torch.cat([v.squeeze(1) * g.shape[1] / (g.shape[1] - 1)
                                     for v, g in zip(variances, groups)])     # unbiased
-            running_mean.mul_(1.0 - momentum).add_(momentum * group_means.mean(dim=0))
-            running_var.mul_(1.0 - momentum).add_(momentum * group_vars.mean(dim=0))
+            running_mean.mul_(1.0 - momentum).add_((momentum * group_means.mean(dim=0)).to(running_mean.dtype))
+            running_var.mul_(1.0 - momentum).add_((momentum * group_vars.mean(dim=0)).to(running_var.dtype))
     x_hat = torch.cat([(d / torch.sqrt(v + eps)).reshape(-1, c) for d, v in zip(centred, variances)])
     if weight is not None:
         x_hat = x_hat * weight
     if bias is not None:
         x_hat = x_hat + bias
-    return x_hat
+    return x_hat.to(out_dtype)
 
 
 class GhostBatchNorm1d(BatchNorm1d):

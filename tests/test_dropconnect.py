@@ -256,7 +256,7 @@ class TestDropconnectLinear:
     @pytest.mark.parametrize(
         "kwargs, error, match",
         [
-            (dict(training=1), TypeError, r"training must be a bool, got int"),
+            (dict(training=1), TypeError, r"training must be a bool, got 1 \(int\)"),
             (dict(generator=0), TypeError, r"generator must be a torch.Generator or None, got int"),
         ],
     )

@@ -175,6 +175,12 @@ class TestMakeNorm:
     def test_batch_2d(self):
         assert isinstance(make_norm("batch", 4, spatial_dims=2), nn.BatchNorm2d)
 
+    @pytest.mark.parametrize("name, cls, dims", [
+        ("regcourse_layer", normalization.LayerNorm, 0), ("regcourse_layer", normalization.GroupNorm, 1),
+        ("regcourse_group", normalization.GroupNorm, 2), ("regcourse_batch", normalization.BatchNorm2d, 2)])
+    def test_ours(self, name, cls, dims):
+        assert type(make_norm(name, 10, spatial_dims=dims)) is cls
+
     def test_group_count_divides(self):
         assert make_norm("group", 100).num_groups == 5
         assert make_norm("group", 64).num_groups == 8

@@ -21,10 +21,15 @@ from torch import nn
 
 from regcourse.normalization import (
     BatchNorm1d,
+    BatchNorm2d,
     GhostBatchNorm1d,
+    GroupNorm,
+    LayerNorm,
     batch_norm,
     batch_stat_noise,
     ghost_batch_norm,
+    group_norm,
+    layer_norm,
     loglog_slope,
 )
 
@@ -190,7 +195,7 @@ BAD_FUNCTION_ARGS = [
     (dict(momentum="0.1"), TypeError, r"momentum must be a real number"),
     (dict(eps=0.0), ValueError, r"eps must be > 0, got 0"),
     (dict(eps=-1e-5), ValueError, r"eps must be > 0"),
-    (dict(training=1), TypeError, r"training must be a bool, got int"),
+    (dict(training=1), TypeError, r"training must be a bool, got 1 \(int\)"),
     (dict(running_mean=torch.zeros(4)), ValueError, r"running_mean must have 3 elements .* got 4"),
     (dict(running_var=torch.ones(2)), ValueError, r"running_var must have 3 elements .* got 2"),
     (dict(weight=torch.ones(3, 1)), ValueError, r"weight must have 1 dimensions, got 2"),
@@ -330,7 +335,7 @@ BAD_MODULE_ARGS = [
     (dict(eps=0), ValueError, r"eps must be > 0"),
     (dict(momentum=2.0), ValueError, r"momentum must be in \[0, 1\], got 2"),
     (dict(momentum="fast"), TypeError, r"momentum must be a real number"),
-    (dict(affine="yes"), TypeError, r"affine must be a bool, got str"),
+    (dict(affine="yes"), TypeError, r"affine must be a bool, got 'yes' \(str\)"),
     (dict(track_running_stats=None), TypeError, r"track_running_stats must be a bool"),
 ]
 
@@ -600,3 +605,275 @@ class TestExperiments:
         assert code == 0
         header = (tmp_path / "bn_noise.csv").read_text().splitlines()[0]
         assert header == "batch_size,mean_noise,predicted_mean_noise,xhat_noise"
+
+
+# ------------------------------------------------------------------------ BatchNorm2d
+
+
+def _pair_2d(c=4, **kwargs):
+    ours, ref = BatchNorm2d(c, **kwargs).double(), nn.BatchNorm2d(c, **kwargs).double()
+    if ours.weight is not None:
+        with torch.no_grad():
+            for m in (ours, ref):
+                m.weight.copy_(torch.linspace(0.5, 2.0, c, dtype=D))
+                m.bias.copy_(torch.linspace(-1.0, 1.0, c, dtype=D))
+    return ours, ref
+
+
+class TestBatchNorm2d:
+    def test_training_output_matches_torch(self):
+        ours, ref = _pair_2d()
+        x = _randn(6, 4, 5, 3, scale=2.0, shift=1.5)
+        torch.testing.assert_close(ours(x), ref(x))
+
+    def test_statistics_over_n_h_w(self):
+        ours = BatchNorm2d(3, affine=False).double()
+        x = _randn(5, 3, 4, 4, scale=3.0, shift=-2.0)
+        y = ours(x)
+        torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=D), atol=1e-12, rtol=0)
+        torch.testing.assert_close(y.var(dim=(0, 2, 3), unbiased=False), torch.ones(3, dtype=D), atol=1e-4, rtol=0)
+
+    def test_running_stats_match_torch(self):
+        ours, ref = _pair_2d()
+        for seed in range(4):
+            x = _randn(3, 4, 2, 5, seed=seed, scale=1.5, shift=0.5)
+            ours(x)
+            ref(x)
+        torch.testing.assert_close(ours.running_mean, ref.running_mean)
+        torch.testing.assert_close(ours.running_var, ref.running_var)  # unbiased over N·H·W
+        assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == 4
+
+    def test_eval_output_matches_torch(self):
+        ours, ref = _pair_2d()
+        for seed in range(3):
+            x = _randn(4, 4, 3, 3, seed=seed)
+            ours(x)
+            ref(x)
+        ours.eval()
+        ref.eval()
+        x = _randn(2, 4, 3, 3, seed=9, shift=3.0)
+        torch.testing.assert_close(ours(x), ref(x))
+
+    @pytest.mark.parametrize("which", ["x", "weight", "bias"])
+    def test_gradients_match_torch(self, which):
+        ours, ref = _pair_2d()
+        x = _randn(4, 4, 3, 2, seed=3, scale=2.0)
+        xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        g = _randn(4, 4, 3, 2, seed=4)
+        (ours(xo) * g).sum().backward()
+        (ref(xr) * g).sum().backward()
+        got = {"x": xo.grad, "weight": ours.weight.grad, "bias": ours.bias.grad}[which]
+        want = {"x": xr.grad, "weight": ref.weight.grad, "bias": ref.bias.grad}[which]
+        torch.testing.assert_close(got, want)
+
+    def test_state_dict_exchange(self):
+        ours, ref = _pair_2d()
+        ref(_randn(3, 4, 2, 2))
+        ours.load_state_dict(ref.state_dict())
+        ours.eval()
+        ref.eval()
+        x = _randn(2, 4, 2, 2, seed=1)
+        torch.testing.assert_close(ours(x), ref(x))
+
+    def test_single_value_per_channel_refused_like_torch(self):
+        with pytest.raises(ValueError, match=r"Expected more than 1 value per channel when training"):
+            BatchNorm2d(2)(torch.randn(1, 2, 1, 1))
+
+    @pytest.mark.parametrize(
+        "x, exc, match",
+        [
+            (torch.randn(4, 3), ValueError, r"x must have 4 dimensions"),
+            (torch.randn(2, 5, 3, 3), ValueError, r"x must have 3 channels"),
+            (torch.ones(2, 3, 2, 2, dtype=torch.long), TypeError, r"x must be a floating-point tensor"),
+        ],
+    )
+    def test_bad_input(self, x, exc, match):
+        with pytest.raises(exc, match=match):
+            BatchNorm2d(3)(x)
+
+
+# ---------------------------------------------------------------- dtype rules, update_bn
+
+LOW = [torch.float16, torch.bfloat16]
+
+
+class TestDtypeRules:
+    @pytest.mark.parametrize("dtype", LOW)
+    @pytest.mark.parametrize("layer, ref, shape", [
+        (lambda: BatchNorm1d(3), lambda: nn.BatchNorm1d(3), (8, 3)),
+        (lambda: BatchNorm2d(3), lambda: nn.BatchNorm2d(3), (4, 3, 2, 2)),
+        (lambda: LayerNorm(6), lambda: nn.LayerNorm(6), (4, 6)),
+        (lambda: GroupNorm(2, 4), lambda: nn.GroupNorm(2, 4), (3, 4, 5)),
+    ])
+    def test_low_precision_input_keeps_its_dtype(self, dtype, layer, ref, shape):
+        x = torch.randn(shape, generator=_gen(0)).to(dtype)
+        ours, theirs = layer()(x), ref()(x)
+        assert ours.dtype == theirs.dtype == dtype
+        torch.testing.assert_close(ours.float(), theirs.float(), atol=2e-2, rtol=2e-2)
+
+    @pytest.mark.parametrize("dtype", LOW)
+    def test_low_precision_running_stats_stay_float32(self, dtype):
+        bn = BatchNorm1d(3)
+        bn(torch.randn(8, 3).to(dtype))
+        assert bn.running_mean.dtype == torch.float32
+
+    @pytest.mark.parametrize("layer, shape", [
+        (lambda: BatchNorm1d(3).double(), (4, 3)),
+        (lambda: BatchNorm2d(3).double(), (4, 3, 2, 2)),
+        (lambda: BatchNorm1d(3).double().eval(), (4, 3)),
+        (lambda: LayerNorm(3).double(), (4, 3)),
+        (lambda: GroupNorm(1, 3).double(), (4, 3, 2)),
+    ])
+    def test_float64_layer_fed_float32_refused_like_torch(self, layer, shape):
+        x = torch.randn(shape)
+        with pytest.raises(TypeError, match=r"mixed dtype: x is torch.float32 but weight is torch.float64"):
+            layer()(x)
+
+    def test_torch_refuses_the_same(self):
+        with pytest.raises(RuntimeError, match=r"mixed dtype"):
+            nn.BatchNorm1d(3).double()(torch.randn(4, 3))
+
+    def test_float64_layer_fed_float64(self):
+        assert BatchNorm1d(3).double()(torch.randn(4, 3, dtype=D)).dtype == D
+
+    def test_functional_mixed_dtype(self):
+        with pytest.raises(TypeError, match=r"mixed dtype: x is torch.float64 but running_mean is torch.float32"):
+            batch_norm(torch.randn(4, 3, dtype=D), torch.zeros(3), torch.ones(3), training=True)
+
+
+class TestUpdateBn:
+    @pytest.mark.parametrize("cls", [BatchNorm1d, GhostBatchNorm1d])
+    def test_recognised_as_batch_norm(self, cls):
+        assert isinstance(cls(3), nn.modules.batchnorm._BatchNorm)
+
+    def test_update_bn_matches_torch(self):
+        ours = nn.Sequential(nn.Linear(4, 3), BatchNorm1d(3)).double()
+        ref = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).double()
+        ref.load_state_dict(ours.state_dict())
+        loader = [_randn(16, 4, seed=s, shift=2.0) for s in range(5)]
+        torch.optim.swa_utils.update_bn(loader, ours)
+        torch.optim.swa_utils.update_bn(loader, ref)
+        torch.testing.assert_close(ours[1].running_mean, ref[1].running_mean)
+        torch.testing.assert_close(ours[1].running_var, ref[1].running_var)
+        assert int(ours[1].num_batches_tracked) == 5
+        assert ours[1].momentum == 0.1  # restored afterwards
+
+    def test_update_bn_equals_the_average_over_batches(self):
+        model = nn.Sequential(BatchNorm1d(2)).double()
+        loader = [_randn(10, 2, seed=s, shift=float(s)) for s in range(4)]
+        torch.optim.swa_utils.update_bn(loader, model)
+        want = torch.stack([b.mean(0) for b in loader]).mean(0)
+        torch.testing.assert_close(model[0].running_mean, want)
+
+
+# ------------------------------------------------------------------- layer norm, group norm
+
+
+class TestLayerNorm:
+    @pytest.mark.parametrize("shape, normalized", [((5, 7), 7), ((3, 4, 6), (4, 6)), ((2, 3, 4, 5), (5,))])
+    def test_values_match_torch(self, shape, normalized):
+        x = _randn(*shape, scale=2.0, shift=1.0)
+        ns = (normalized,) if isinstance(normalized, int) else normalized
+        w, b = _randn(*ns, seed=1), _randn(*ns, seed=2)
+        torch.testing.assert_close(layer_norm(x, normalized, w, b), F.layer_norm(x, ns, w, b))
+
+    @pytest.mark.parametrize("which", ["x", "weight", "bias"])
+    def test_gradients_match_torch(self, which):
+        x = _randn(4, 6, scale=2.0)
+        w, b = _randn(6, seed=1), _randn(6, seed=2)
+        ours = [t.clone().requires_grad_() for t in (x, w, b)]
+        ref = [t.clone().requires_grad_() for t in (x, w, b)]
+        g = _randn(4, 6, seed=3)
+        (layer_norm(ours[0], 6, ours[1], ours[2]) * g).sum().backward()
+        (F.layer_norm(ref[0], (6,), ref[1], ref[2]) * g).sum().backward()
+        i = ["x", "weight", "bias"].index(which)
+        torch.testing.assert_close(ours[i].grad, ref[i].grad)
+
+    def test_module_matches_torch_in_train_and_eval(self):
+        ours, ref = LayerNorm(8).double(), nn.LayerNorm(8).double()
+        x = _randn(5, 8, shift=3.0)
+        torch.testing.assert_close(ours(x), ref(x))
+        torch.testing.assert_close(ours.eval()(x), ours.train()(x))
+
+    def test_independent_of_the_batch(self):
+        x = _randn(6, 8)
+        torch.testing.assert_close(layer_norm(x, 8)[:1], layer_norm(x[:1], 8))
+
+    def test_state_dict_exchange(self):
+        ours = LayerNorm(4)
+        ours.load_state_dict(nn.LayerNorm(4).state_dict())
+        assert set(ours.state_dict()) == {"weight", "bias"}
+
+    def test_no_affine(self):
+        assert LayerNorm(4, elementwise_affine=False).weight is None
+
+    @pytest.mark.parametrize(
+        "args, exc, match",
+        [
+            ((torch.randn(3, 4), 5), ValueError, r"x must end with the dimensions normalized_shape=\(5,\)"),
+            ((torch.randn(3, 4), 0), ValueError, r"normalized_shape\[0\] must be >= 1"),
+            ((torch.randn(3, 4), ()), ValueError, r"normalized_shape must not be empty"),
+            ((torch.randn(3, 4), 4, torch.ones(3)), ValueError, r"weight must have shape \(4,\), got \(3,\)"),
+            ((torch.randn(3, 4), 4, None, None, 0.0), ValueError, r"eps must be > 0"),
+            ((torch.ones(3, 4, dtype=torch.long), 4), TypeError, r"x must be a floating-point tensor"),
+            ((torch.full((3, 4), float("nan")), 4), ValueError, r"x must be finite"),
+        ],
+    )
+    def test_bad_input(self, args, exc, match):
+        with pytest.raises(exc, match=match):
+            layer_norm(*args)
+
+    def test_module_bad_shape(self):
+        with pytest.raises(ValueError, match=r"x must end with the dimensions \(4,\), got shape \(2, 5\)"):
+            LayerNorm(4)(torch.randn(2, 5))
+
+
+class TestGroupNorm:
+    @pytest.mark.parametrize("shape, groups", [((4, 6), 3), ((3, 6, 5), 2), ((2, 8, 3, 3), 4), ((2, 4, 5), 1),
+                                               ((2, 4, 5), 4)])
+    def test_values_match_torch(self, shape, groups):
+        x = _randn(*shape, scale=2.0, shift=-1.0)
+        c = shape[1]
+        w, b = _randn(c, seed=1), _randn(c, seed=2)
+        torch.testing.assert_close(group_norm(x, groups, w, b), F.group_norm(x, groups, w, b))
+
+    @pytest.mark.parametrize("which", ["x", "weight", "bias"])
+    def test_gradients_match_torch(self, which):
+        x = _randn(3, 6, 4, scale=2.0)
+        w, b = _randn(6, seed=1), _randn(6, seed=2)
+        ours = [t.clone().requires_grad_() for t in (x, w, b)]
+        ref = [t.clone().requires_grad_() for t in (x, w, b)]
+        g = _randn(3, 6, 4, seed=3)
+        (group_norm(ours[0], 2, ours[1], ours[2]) * g).sum().backward()
+        (F.group_norm(ref[0], 2, ref[1], ref[2]) * g).sum().backward()
+        i = ["x", "weight", "bias"].index(which)
+        torch.testing.assert_close(ours[i].grad, ref[i].grad)
+
+    def test_module_matches_torch(self):
+        ours, ref = GroupNorm(5, 25).double(), nn.GroupNorm(5, 25).double()
+        ours.load_state_dict(ref.state_dict())
+        x = _randn(4, 25, 19)
+        torch.testing.assert_close(ours(x), ref(x))
+        assert repr(ours) == "GroupNorm(5, 25, eps=1e-05, affine=True)"
+
+    def test_batch_of_one(self):
+        x = _randn(1, 4, 3)
+        torch.testing.assert_close(GroupNorm(2, 4).double()(x), F.group_norm(x, 2))
+
+    @pytest.mark.parametrize(
+        "args, exc, match",
+        [
+            ((torch.randn(2, 6, 3), 4), ValueError, r"num_groups must divide the number of channels 6, got 4"),
+            ((torch.randn(2, 6, 3), 0), ValueError, r"num_groups must be >= 1"),
+            ((torch.randn(6), 1), ValueError, r"x must have at least 2 dimensions"),
+            ((torch.randn(2, 6, 3), 2, torch.ones(5)), ValueError, r"weight must have shape \(6,\)"),
+            ((torch.randn(2, 6, 3), 2.5), TypeError, r"num_groups must be an integer"),
+        ],
+    )
+    def test_bad_input(self, args, exc, match):
+        with pytest.raises(exc, match=match):
+            group_norm(*args)
+
+    def test_module_bad_groups(self):
+        with pytest.raises(ValueError, match=r"num_groups must divide num_channels 10, got 3"):
+            GroupNorm(3, 10)
