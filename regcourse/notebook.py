@@ -67,8 +67,8 @@ def _check_value(name: str, value):
     )
 
 
-def glue(name: str, value):
-    """Record ``value`` under ``name`` for the chapter's prose; returns ``value`` unchanged.
+def glue(name: str, value) -> None:
+    """Record ``value`` under ``name`` for the chapter's prose.
 
     In a notebook this adds one output to the cell that no client displays (an empty
     ``text/markdown`` part plus the value as JSON under :data:`GLUE_MIME`); nbval
@@ -81,12 +81,10 @@ def glue(name: str, value):
             the prose shows (a numpy scalar or 0-dim tensor is converted to its Python
             number). Floats must be finite.
 
-    Returns:
-        the ``value`` passed in, so that ``p = glue("do_p", 0.4)`` works.
+    Returns nothing, so a ``glue`` call ending a cell adds no ``Out[...]`` line.
 
     Example:
-        >>> glue("do_p", 0.4)
-        0.4
+        >>> glue("do_p", 0.4)  # in a notebook: an invisible output holding {"do_p": 0.4}
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"name must be a Python identifier, got {name!r}")
@@ -95,11 +93,10 @@ def glue(name: str, value):
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # plain Python without IPython: nothing to record into
-        return value
+        return
     if get_ipython() is None:
-        return value
+        return
     display({GLUE_MIME: {name: data}, "text/markdown": ""}, raw=True)
-    return value
 
 
 def _cells(nb) -> list:

@@ -62,10 +62,10 @@ def _patch_myst_nb() -> None:
     render_mime_type._regcourse = True
     NbElementRenderer.render_mime_type = render_mime_type
 
-_CITE = r"\[(?P<text{n}>[^\]]+)\]\(references\.md#(?P<key{n}>[\w:.-]+)\)"
+_CITE = r"\[(?P<text{n}>[^\[\]]+)\]\(references\.md#(?P<key{n}>[\w:.-]+)\)"
 _ONE_CITE = re.compile(_CITE.format(n=""))
 _CITE_GROUP = re.compile(r"\((?P<links>" + _CITE.format(n="a") + r"(?:;\s*" + _CITE.format(n="b") + r")*)\)")
-_GROUP_LINK = re.compile(r"\[[^\]]+\]\(references\.md#([\w:.-]+)\)")
+_GROUP_LINK = re.compile(r"\[[^\[\]]+\]\(references\.md#([\w:.-]+)\)")
 _EX_HEAD = re.compile(r"^#{2,6}\s+Exercise\s+\d+\.\d+:\s*(?P<title>.+?)\s*$")
 _SOL_HEAD = re.compile(r"^#{2,6}\s+Solution to Exercise\s+\d+\.\d+\s*$")
 
