@@ -37,14 +37,16 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) $(VENDOR)
 
-# MathJax and mermaid are served from the site itself, never from a CDN.
+# MathJax and mermaid are served from the site itself, never from a CDN; so is axe-core,
+# which only the accessibility test loads (tests/test_site.py), no page does.
 $(VENDOR): package.json package-lock.json
-	@command -v npm >/dev/null || { echo "error: npm is needed to install MathJax and mermaid (apt-get install npm)"; exit 1; }
+	@command -v npm >/dev/null || { echo "error: npm is needed to install MathJax, mermaid and axe-core (apt-get install npm)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	rm -rf book/_vendor && mkdir -p book/_vendor/mermaid
 	cp -r node_modules/mathjax/es5 book/_vendor/mathjax
 	cp node_modules/mermaid/dist/mermaid.esm.min.mjs book/_vendor/mermaid/
 	mkdir -p book/_vendor/mermaid/chunks && cp -r node_modules/mermaid/dist/chunks/mermaid.esm.min book/_vendor/mermaid/chunks/
+	mkdir -p book/_vendor/axe && cp node_modules/axe-core/axe.min.js node_modules/axe-core/LICENSE book/_vendor/axe/
 	@touch $@
 
 # --- the book --------------------------------------------------------------
