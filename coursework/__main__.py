@@ -1,7 +1,7 @@
 """Command line of the coursework tool.
 
     python -m coursework student [NOTEBOOK ...] --out student/
-    python -m coursework grade SUBMISSION.ipynb [--json out.json] [--timeout 20] [--chapter NAME]
+    python -m coursework grade SUBMISSION.ipynb [--json out.json] [--timeout 20] [--chapter NAME] [--no-sandbox]
     python -m coursework list [NOTEBOOK ...]
 """
 
@@ -32,23 +32,43 @@ def _cmd_student(args) -> int:
     return 0
 
 
+def _write_json(path: Path, report: dict) -> None:
+    """Write the report atomically: a new file renamed over ``path`` (a symlink there is replaced, not followed)."""
+    import os
+    import tempfile
+
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(report, indent=2, ensure_ascii=True) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _cmd_grade(args) -> int:
     from .grader import GradingError, format_report, grade
+    from .protocol import clean_text
 
-    if not Path(args.submission).is_file():
-        print(f"error: no such notebook: {args.submission}", file=sys.stderr)
-        return 2
     try:
         extra = {"tests_dir": Path(args.tests_dir)} if args.tests_dir else {}
         report = grade(args.submission, chapter=args.chapter, timeout=args.timeout,
-                       cell_timeout=args.cell_timeout, sandbox=not args.no_sandbox, **extra)
-    except (GradingError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+                       cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+                       sandbox=not args.no_sandbox, **extra)
+    except (GradingError, ValueError, TypeError) as exc:
+        print(f"error: {clean_text(str(exc), 600)}", file=sys.stderr)
         return 2
     print(format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"  report written to {args.json}")
+        try:
+            _write_json(Path(args.json), report)
+        except OSError as exc:
+            print(f"error: cannot write the report to {clean_text(args.json, 200)}: {exc.strerror}", file=sys.stderr)
+            return 2
+        print(f"  report written to {clean_text(args.json, 200)}")
     return 0
 
 
@@ -99,10 +119,15 @@ def main(argv=None) -> int:
                    help="time limit in seconds per exercise, for all its tests (default: 20)")
     p.add_argument("--cell-timeout", type=float, default=120.0,
                    help="time limit in seconds per code cell while running the notebook (default: 120)")
+    p.add_argument("--notebook-timeout", type=float, default=900.0,
+                   help="time limit in seconds for the whole submission: all cells, restarts after a crash "
+                   "and tests (default: 900)")
     p.add_argument("--chapter", help="the chapter (default: from the notebook's metadata or exercise labels)")
     p.add_argument("--tests-dir", help="folder of hidden tests (default: coursework/tests; keep your own "
                    "private copy outside the repository if students can read it)")
-    p.add_argument("--no-sandbox", action="store_true", help="do not apply the Landlock sandbox (debugging)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run the submission without the bubblewrap sandbox: only for code you trust "
+                   "(without it the grader refuses to run where no sandbox can be made)")
     p.set_defaults(func=_cmd_grade)
     p = sub.add_parser("list", help="list each chapter's exercises and how they are graded")
     p.add_argument("notebooks", nargs="*", help="chapter notebooks (default: every book/*.ipynb)")

@@ -1,30 +1,45 @@
 """The process that runs a student's code for the grader.
 
-This file is run as a script (``python -I _worker.py CONFIG``), never imported
-by student code: in isolated mode (``-I``) neither the repository nor this
-folder is on ``sys.path``, so ``import coursework`` fails in here and the hidden
-tests cannot be imported. The grader (``coursework.grader``) imports this module
-only for :func:`encode`, :func:`decode` and :func:`landlock_abi`.
+This file is run as a script, never imported by student code: in the sandbox
+(``coursework/sandbox.py``) it is the only file of the repository that exists, as
+``/opt/coursework/worker.py``. The grader imports this module only for
+:func:`encode` (the arguments it sends), :class:`Expr` and :func:`landlock_abi`.
+
+Everything here runs in a process the student controls once the first cell has
+run: a cell can patch any of it. So the grader trusts nothing the worker sends
+after that (see ``coursework/protocol.py``); this file only has to be right for
+honest submissions, and to set the limits before any student code runs.
 
 Lifecycle of a worker:
 
-1. Move the protocol off stdin/stdout (the student's ``print`` goes to a log
-   file, ``input()`` reads ``/dev/null``).
-2. Import matplotlib and IPython, then lock the process down with
-   Landlock where the kernel has it (read only system and package folders,
-   write only the scratch folder, no TCP, no signals to processes outside).
-3. Answer requests, one JSON object per line:
+1. Set the resource limits (memory, processes, file size, open files, CPU time),
+   make itself the first choice of the out-of-memory killer, and close every
+   inherited file descriptor except the channel.
+2. Import matplotlib and IPython, then lock the process down with Landlock where
+   the kernel has it (read only system and package folders, write only the
+   scratch folder, no TCP, no signals or abstract sockets outside).
+3. Answer requests. Each is one JSON line on the request pipe carrying an
+   ``id`` (32 random hex digits chosen by the grader); each reply is one JSON line
+   on the reply pipe that starts with the same id:
 
    ``{"op": "exec", "code": ...}``   run one notebook cell in an IPython shell
-   ``{"op": "fork"}``                fork a child that answers ``value``/``call``
-                                     requests for one hidden test, then ``end``s;
-                                     the worker waits for it and reports
-                                     ``{"ended": status}``, also when the grader
-                                     killed the child at its time limit.
+   ``{"op": "fork"}``                fork a child that answers ``value``/``call``/
+                                     ``describe`` requests for one hidden test; it
+                                     replies ``{"forked": true}``. The worker waits;
+                                     when the child exits, or when the grader writes
+                                     ``{"op": "end"}`` with the fork's id on the
+                                     control pipe (then the worker kills the child),
+                                     the worker replies ``{"ended": status}`` with
+                                     the fork's id.
 
-The worker never receives the hidden tests: only the inputs a test passes to
-the student's function go in, and only encoded values (numbers, strings,
-tensors, containers) come out.
+Before each fork, inside the sandbox, the worker kills every other process of its
+PID namespace (what the cells left running: daemons, fork bombs), so each test
+starts from the cells' state only. Only the worker and its children exist in that
+namespace: this never reaches a process outside the sandbox.
+
+The student's ``print`` goes to a pipe the grader drains (and bounds); ``input()``
+reads ``/dev/null``. The worker never receives the hidden tests: only the inputs
+a test passes to the student's function go in, and only encoded values come out.
 """
 
 from __future__ import annotations
@@ -33,11 +48,14 @@ import ctypes
 import json
 import math
 import os
+import select
+import signal
 import sys
+import types
 
 # --- values across the process boundary -------------------------------------
 
-MAX_ELEMENTS = 1_000_000
+MAX_ELEMENTS = 200_000
 MAX_DEPTH = 20
 
 
@@ -53,21 +71,36 @@ class Expr:
         self.code = code
 
 
-def encode(value, _depth: int = 0):
+class _Count:
+    def __init__(self):
+        self.left = MAX_ELEMENTS
+
+
+def encode(value, _depth: int = 0, _count: _Count | None = None):
     """Encode a value as JSON-compatible data: numbers, strings, tensors, containers.
 
-    Anything else becomes ``{"__t": "other"}`` with its type name, which the grader
-    decodes to an :class:`Other` that compares unequal to everything.
+    Anything else becomes ``{"__t": "other"}`` with its type name and a short repr,
+    which the grader decodes to a placeholder that compares unequal to everything.
     """
-    if _depth > MAX_DEPTH:
-        return {"__t": "other", "type": "too deeply nested", "repr": ""}
-    if value is None or isinstance(value, (bool, str)):
-        return value
+    count = _count if _count is not None else _Count()
+    count.left -= 1
+    if _depth > MAX_DEPTH or count.left < 0:
+        return {"__t": "other", "type": "too large or too deeply nested", "repr": ""}
+    if value is None or isinstance(value, bool):
+        return bool(value) if value is not None else None
+    if isinstance(value, str):
+        return str.__str__(value)
     if isinstance(value, Expr):
         return {"__t": "expr", "code": value.code}
     if isinstance(value, int):
-        return value if abs(value) < 2**62 else {"__t": "bigint", "value": str(value)}
+        value = int.__index__(value)
+        if abs(value) < 2**62:
+            return value
+        if value.bit_length() > 1300:
+            return {"__t": "other", "type": "int", "repr": f"an integer of {value.bit_length()} bits"}
+        return {"__t": "bigint", "value": str(value)}
     if isinstance(value, float):
+        value = float(value)
         return value if math.isfinite(value) else {"__t": "float", "value": repr(value)}
     if value is Ellipsis:
         return {"__t": "ellipsis"}
@@ -75,58 +108,43 @@ def encode(value, _depth: int = 0):
     if mod.startswith("torch") and type(value).__name__ in ("Tensor", "Parameter"):
         import torch
 
-        if value.is_complex() or value.layout is not torch.strided or value.numel() > MAX_ELEMENTS:
+        if value.is_complex() or value.layout is not torch.strided or value.numel() > count.left:
             return {"__t": "other", "type": f"unsupported tensor {tuple(value.shape)}", "repr": ""}
+        count.left -= value.numel()
         flat = value.detach().cpu().reshape(-1)
         data = [encode(v) if isinstance(v, float) and not math.isfinite(v) else v for v in flat.tolist()]
         return {"__t": "tensor", "dtype": str(value.dtype), "shape": list(value.shape), "data": data}
     if mod.startswith("numpy"):
         if type(value).__name__ == "ndarray":
-            if value.dtype.kind not in "biuf" or value.size > MAX_ELEMENTS:
+            if value.dtype.kind not in "biuf" or value.size > count.left:
                 return {"__t": "other", "type": f"unsupported array {value.shape}", "repr": ""}
-            data = [encode(v, _depth + 1) for v in value.reshape(-1).tolist()]
+            count.left -= value.size
+            data = [encode(v) if isinstance(v, float) and not math.isfinite(v) else v
+                    for v in value.reshape(-1).tolist()]
             return {"__t": "ndarray", "dtype": str(value.dtype), "shape": list(value.shape), "data": data}
         if hasattr(value, "item"):
-            return encode(value.item(), _depth + 1)
+            return encode(value.item(), _depth + 1, count)
     if isinstance(value, (list, tuple)):
-        items = [encode(v, _depth + 1) for v in value]
-        return items if type(value) is list else {"__t": "tuple", "items": items}
+        items = [encode(v, _depth + 1, count) for v in value]
+        return items if isinstance(value, list) else {"__t": "tuple", "items": items}
     if isinstance(value, dict):
-        return {"__t": "dict", "items": [[encode(k, _depth + 1), encode(v, _depth + 1)] for k, v in value.items()]}
+        return {"__t": "dict", "items": [[encode(k, _depth + 1, count), encode(v, _depth + 1, count)]
+                                         for k, v in value.items()]}
     return {"__t": "other", "type": type(value).__name__, "repr": _short_repr(value)}
 
 
 def _short_repr(value) -> str:
     try:
         text = repr(value)
-    except BaseException:  # noqa: BLE001 - a student's __repr__ may raise anything
+    except BaseException:
         return "<repr failed>"
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-class Other:
-    """A value of a type the protocol does not carry; equal to nothing."""
-
-    def __init__(self, type_name: str, text: str):
-        self.type_name, self.text = type_name, text
-
-    def __repr__(self) -> str:
-        return f"<{self.type_name}: {self.text}>" if self.text else f"<{self.type_name}>"
-
-    def __eq__(self, other):
-        return False
-
-    __hash__ = None
-
-
-def decode(data, allow_expr: bool = False):
-    """Inverse of :func:`encode`; builds only numbers, strings, containers, tensors, arrays.
-
-    ``allow_expr`` (the worker only) evaluates :class:`Expr` arguments; the grader never
-    sets it, so nothing the student's process sends is ever evaluated.
-    """
+def decode(data):
+    """Inverse of :func:`encode` for the grader's arguments (trusted); evaluates :class:`Expr`."""
     if isinstance(data, list):
-        return [decode(v, allow_expr) for v in data]
+        return [decode(v) for v in data]
     if not isinstance(data, dict):
         return data
     kind = data.get("__t")
@@ -137,35 +155,23 @@ def decode(data, allow_expr: bool = False):
     if kind == "float":
         return float(data["value"])
     if kind == "expr":
-        if not allow_expr:
-            return Other("expr", "refused")
         import builtins
 
-        return eval(str(data["code"]), {"__builtins__": builtins})  # noqa: S307 - the grader's own code, in the student's process
+        return eval(str(data["code"]), {"__builtins__": builtins})
     if kind == "tuple":
-        return tuple(decode(v, allow_expr) for v in data["items"])
+        return tuple(decode(v) for v in data["items"])
     if kind == "dict":
-        out = {}
-        for k, v in data["items"]:
-            k = decode(k, allow_expr)
-            out[k if isinstance(k, (str, int, float, bool, tuple)) or k is None else repr(k)] = decode(v, allow_expr)
-        return out
+        return {decode(k): decode(v) for k, v in data["items"]}
     if kind == "tensor":
         import torch
 
-        dtype = getattr(torch, str(data["dtype"]).removeprefix("torch."), None)
-        if not isinstance(dtype, torch.dtype):
-            return Other("tensor", f"unknown dtype {data['dtype']!r}")
-        values = [decode(v) for v in data["data"]]
-        return torch.tensor(values, dtype=dtype).reshape([int(s) for s in data["shape"]])
+        dtype = getattr(torch, str(data["dtype"]).removeprefix("torch."))
+        return torch.tensor([decode(v) for v in data["data"]], dtype=dtype).reshape(data["shape"])
     if kind == "ndarray":
         import numpy as np
 
-        values = [decode(v) for v in data["data"]]
-        return np.array(values, dtype=np.dtype(str(data["dtype"]))).reshape([int(s) for s in data["shape"]])
-    if kind == "other":
-        return Other(str(data.get("type", "?")), str(data.get("repr", "")))
-    return Other("dict", "malformed value")
+        return np.array([decode(v) for v in data["data"]], dtype=np.dtype(data["dtype"])).reshape(data["shape"])
+    return None
 
 
 # --- Landlock: an unprivileged, self-imposed file system and network sandbox ---
@@ -207,8 +213,8 @@ def landlock_restrict(read_paths, write_paths) -> int:
 
     Afterwards the process can read and execute only beneath ``read_paths``, write
     only beneath ``write_paths``, open no TCP connection (ABI >= 4), and send no
-    signal to a process outside its sandbox (ABI >= 6). Returns 0, restricting
-    nothing, when the kernel has no Landlock.
+    signal to, nor connect to an abstract socket of, a process outside its Landlock
+    domain (ABI >= 6). Returns 0, restricting nothing, when the kernel has no Landlock.
     """
     abi = landlock_abi()
     if abi < 1:
@@ -250,152 +256,318 @@ def landlock_restrict(read_paths, write_paths) -> int:
     return abi
 
 
-SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt", "/proc", "/sys", "/dev")
+# --- limits and file descriptors ----------------------------------------------------
 
 
-def _is_beneath(path: str, folder: str) -> bool:
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+def apply_limits(limits: dict, processes: bool) -> None:
+    """Set hard resource limits (they can only be lowered afterwards) before any student code runs."""
+    import resource
+
+    table = [(resource.RLIMIT_AS, limits.get("memory")), (resource.RLIMIT_FSIZE, limits.get("file_size")),
+             (resource.RLIMIT_NOFILE, limits.get("open_files")), (resource.RLIMIT_CPU, limits.get("cpu")),
+             (resource.RLIMIT_CORE, 0)]
+    if processes:   # counted per user namespace: only meaningful inside the sandbox
+        table.append((resource.RLIMIT_NPROC, limits.get("processes")))
+    for which, value in table:
+        if value is not None:
+            value = int(value)
+            soft, hard = resource.getrlimit(which)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(which, (value, value))
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:   # under memory pressure, the student's processes go first
+            f.write("1000")
+    except OSError:
+        pass
+
+
+def close_other_fds(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class _Lines:
+    """Read newline-terminated lines from a file descriptor (no buffering beyond the current line)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buffer = fd, b""
+
+    def ready(self) -> bool:
+        return b"\n" in self.buffer
+
+    def readline(self) -> bytes | None:
+        while b"\n" not in self.buffer:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line
+
+
+def _error_text(exc: BaseException) -> str:
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except BaseException:
+        text = type(exc).__name__
+    return text if len(text) <= 2000 else text[:1997] + "..."
 
 
 # --- the worker ---------------------------------------------------------------
 
 
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 500 else text[:497] + "..."
+class Worker:
+    def __init__(self, config: dict):
+        self.config = config
+        fds = config["fds"]
+        self.requests = _Lines(fds["req"])
+        self.control = _Lines(fds["ctl"])
+        self.reply_fd = fds["rep"]
+        self.cell_files: set[str] = set()
+        self.shell = None
 
+    def send(self, message: dict) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(self.reply_fd, data):]
 
-def _serve_child(shell, proto_in, send) -> None:
-    """In the forked child: answer ``value``/``call`` requests until ``end``."""
-    ns = shell.user_ns
-    while True:
-        line = proto_in.readline()
-        if not line:
-            os._exit(0)
-        request = json.loads(line)
-        op = request.get("op")
-        if op == "end":
-            os._exit(0)
-        name = request.get("name")
-        try:
-            if name not in ns:
-                send({"ok": False, "missing": True, "error": f"NameError: name {name!r} is not defined"})
-                continue
-            obj = ns[name]
-            if op == "value":
-                for key in request.get("path", []):   # e.g. clean.extra["best_epoch"]
-                    obj = obj[key] if isinstance(obj, (dict, list, tuple)) else getattr(obj, key)
-                send({"ok": True, "value": encode(obj)})
-            elif op == "call":
-                if not callable(obj):
-                    send({"ok": False, "error": f"TypeError: {name!r} is not a function"})
-                    continue
-                args = [decode(a, allow_expr=True) for a in request.get("args", [])]
-                kwargs = {k: decode(v, allow_expr=True) for k, v in request.get("kwargs", {}).items()}
-                send({"ok": True, "value": encode(obj(*args, **kwargs))})
-            else:
-                send({"ok": False, "error": f"unknown request {op!r}"})
-        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: all are the student's failures
+    # --- setup
+    def setup(self) -> str:
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
+
+        class Shell(InteractiveShell):
+            """IPython without a front end: ``%matplotlib`` keeps the Agg backend (figures are not graded)."""
+
+            def enable_gui(self, gui=None):
+                return None
+
+            def enable_matplotlib(self, gui=None):
+                matplotlib.use("Agg")
+                return "agg", "agg"
+
+        cfg = Config()
+        cfg.HistoryManager.enabled = False
+        cfg.InteractiveShell.colors = "NoColor"
+        cfg.InteractiveShell.xmode = "Plain"
+        self.shell = Shell.instance(config=cfg)
+        landlock = self.config.get("landlock")
+        abi = landlock_restrict(landlock["read"], landlock["write"]) if landlock else 0
+        return f"landlock ABI {abi}" if abi else ""
+
+    # --- serving
+    def run(self) -> None:
+        while True:
+            line = self.requests.readline()
+            if line is None:
+                os._exit(0)
             try:
-                send({"ok": False, "error": _error_text(exc)})
-            except BaseException:  # noqa: BLE001
-                os._exit(3)
+                request = json.loads(line)
+                rid, op = request["id"], request["op"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if op == "exec":
+                self.exec_cell(rid, request.get("code", ""))
+            elif op == "fork":
+                self.fork(rid)
+            elif op == "quit":
+                os._exit(0)
+            else:
+                self.send({"id": rid, "ok": False, "error": f"no test is running for {op!r}"})
+
+    def exec_cell(self, rid: str, code: str) -> None:
+        error = None
+        try:
+            result = self.shell.run_cell(code, store_history=False)
+            exc = result.error_before_exec or result.error_in_exec
+            if exc is not None:
+                error = _error_text(exc)
+        except BaseException as exc:
+            error = _error_text(exc)
+        self.cell_files.update(self.shell.compile._filename_map)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        self.send({"id": rid, "ok": error is None, "error": error})
+
+    def _clear_namespace(self) -> None:
+        """Kill what the cells left running in this PID namespace (never outside it)."""
+        if not self.config.get("pidns") or os.getppid() != 1:
+            return
+        try:
+            os.kill(-1, signal.SIGKILL)   # every process of the namespace but this one and its init
+        except OSError:
+            pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+
+    def fork(self, rid: str) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        self._clear_namespace()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self.send({"id": rid, "ok": False, "error": f"cannot start the test: {_error_text(exc)}"})
+            return
+        if pid == 0:
+            try:
+                os.close(self.control.fd)
+                self.send({"id": rid, "forked": True})
+                self.serve_child()
+            finally:
+                os._exit(0)
+        pidfd = os.pidfd_open(pid)
+        try:
+            while True:
+                if not self.control.ready():
+                    ready, _, _ = select.select([self.control.fd, pidfd], [], [])
+                    if pidfd in ready and self.control.fd not in ready:
+                        break
+                line = self.control.readline()
+                if line is None:     # the grader is gone
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    os._exit(0)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(message, dict) and message.get("id") == rid and message.get("op") == "end":
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    break
+            _, status = os.waitpid(pid, 0)
+        finally:
+            os.close(pidfd)
+        os.write(self.reply_fd, b"\n")   # ends a line the child may have left half-written
+        self.send({"id": rid, "ended": status})
+
+    def serve_child(self) -> None:
+        """In the forked child: answer ``value``/``call``/``describe`` requests."""
+        ns = self.shell.user_ns
+        while True:
+            line = self.requests.readline()
+            if line is None:
+                os._exit(0)
+            try:
+                request = json.loads(line)
+                rid, op = request["id"], request["op"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            name = request.get("name")
+            try:
+                if name not in ns:
+                    self.send({"id": rid, "ok": False, "missing": True,
+                               "error": f"NameError: name {name!r} is not defined"})
+                    continue
+                obj = ns[name]
+                if op == "value":
+                    for key in request.get("path", []):   # e.g. clean.extra["best_epoch"]
+                        obj = obj[key] if isinstance(obj, (dict, list, tuple)) else getattr(obj, key)
+                    self.send({"id": rid, "ok": True, "value": encode(obj)})
+                elif op == "call":
+                    if not callable(obj):
+                        self.send({"id": rid, "ok": False, "error": f"TypeError: {name!r} is not a function"})
+                        continue
+                    args = [decode(a) for a in request.get("args", [])]
+                    kwargs = {k: decode(v) for k, v in request.get("kwargs", {}).items()}
+                    self.send({"id": rid, "ok": True, "value": encode(obj(*args, **kwargs))})
+                elif op == "describe":
+                    self.send({"id": rid, "ok": True, "describe": self.describe(obj)})
+                else:
+                    self.send({"id": rid, "ok": False, "error": f"unknown request {op!r}"})
+            except BaseException as exc:
+                try:
+                    self.send({"id": rid, "ok": False, "error": _error_text(exc)})
+                except BaseException:
+                    os._exit(3)
+
+    def describe(self, obj) -> dict:
+        """What a function is: where its code was compiled, and every name it (and its helpers) use.
+
+        For the ``forbid=`` check of an exercise: the function must be a plain
+        function compiled from a cell of the submission (``__wrapped__`` decorators
+        are followed), and the names its code and the cell functions it calls refer
+        to (global names, attributes, and the ``__name__`` of the objects those
+        globals hold) are returned for the grader to compare with the banned ones.
+        """
+        chain, f = [], obj
+        for _ in range(10):
+            entry = {"type": type(f).__name__}
+            if isinstance(f, types.FunctionType):
+                entry["file"] = f.__code__.co_filename
+                entry["cell"] = f.__code__.co_filename in self.cell_files
+            chain.append(entry)
+            f = getattr(f, "__wrapped__", None)
+            if f is None:
+                break
+        names: set[str] = set()
+        todo, seen = [obj], set()
+        while todo and len(seen) < 200:
+            f = todo.pop()
+            if id(f) in seen:
+                continue
+            seen.add(id(f))
+            while f is not None and not isinstance(f, types.FunctionType) and hasattr(f, "__wrapped__"):
+                f = f.__wrapped__
+            if not isinstance(f, types.FunctionType):
+                continue
+            codes = [f.__code__]
+            while codes:
+                code = codes.pop()
+                names.update(code.co_names)
+                names.update(code.co_freevars)
+                codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+            cells = [c.cell_contents for c in (f.__closure__ or ()) if _has_contents(c)]
+            referenced = [f.__globals__.get(n) for n in f.__code__.co_names if n in f.__globals__] + cells
+            for value in referenced:
+                for attr in ("__name__", "__qualname__"):
+                    label = getattr(value, attr, None) if not isinstance(value, (str, bytes, int, float)) else None
+                    if isinstance(label, str):
+                        names.add(label.rsplit(".", 1)[-1])
+                if isinstance(value, types.FunctionType) and value.__code__.co_filename in self.cell_files:
+                    todo.append(value)
+                elif hasattr(value, "__wrapped__"):
+                    todo.append(value)
+        return {"chain": chain, "names": sorted(names)[:5000]}
+
+
+def _has_contents(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
 
 
 def main(config: dict) -> None:
-    # 1. The protocol keeps private copies of fds 0 and 1; the student's code sees
-    #    /dev/null as stdin and a log file as stdout and stderr.
-    proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
-    proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    log = os.open(config["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(devnull)
-    os.close(log)
-
-    def send(message: dict) -> None:
-        proto_out.write(json.dumps(message) + "\n")
-        proto_out.flush()
-
-    # 2. Imports before the sandbox closes: matplotlib finds its (read-only) config and
-    #    font cache now. torch is left to the notebook's first cell: a submission that
-    #    does not use it starts faster, and it reads only beneath sys.path.
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401 - loads the font cache
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
-    class Shell(InteractiveShell):
-        """IPython without a front end: ``%matplotlib`` keeps the Agg backend (figures are not graded)."""
-
-        def enable_gui(self, gui=None):
-            return None
-
-        def enable_matplotlib(self, gui=None):
-            matplotlib.use("Agg")
-            return "agg", "agg"
-
-    cfg = Config()
-    cfg.HistoryManager.enabled = False
-    cfg.InteractiveShell.colors = "NoColor"
-    cfg.InteractiveShell.xmode = "Plain"
-    shell = Shell.instance(config=cfg)
-
-    sandbox = "none"
-    if config.get("sandbox", True):
-        reads = [p for p in SYSTEM_READ_PATHS if os.path.exists(p)]
-        reads += [sys.prefix, sys.base_prefix, sys.exec_prefix]
-        reads += [p for p in sys.path if p and os.path.exists(p)]
-        reads += list(config.get("read", []))
-        hidden = list(config.get("hidden", []))
-        exposed = [h for h in hidden for r in reads if _is_beneath(h, r)]
-        abi = landlock_restrict(reads, [config["scratch"], os.devnull])
-        if abi:
-            sandbox = f"landlock (ABI {abi})" + (", but hidden paths are readable" if exposed else "")
-    send({"ready": True, "sandbox": sandbox, "pid": os.getpid()})
-
-    # 3. Serve.
-    while True:
-        line = proto_in.readline()
-        if not line:
-            os._exit(0)
-        request = json.loads(line)
-        op = request.get("op")
-        if op == "exec":
-            error = None
-            try:
-                result = shell.run_cell(request["code"], store_history=False)
-                exc = result.error_before_exec or result.error_in_exec
-                if exc is not None:
-                    error = _error_text(exc)
-            except BaseException as exc:  # noqa: BLE001
-                error = _error_text(exc)
-            sys.stdout.flush()
-            send({"ok": error is None, "error": error})
-        elif op == "fork":
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    send({"child": os.getpid()})
-                    _serve_child(shell, proto_in, send)
-                finally:
-                    os._exit(0)
-            _, status = os.waitpid(pid, 0)
-            # A leading newline ends any line the child left half-written when killed.
-            proto_out.write("\n")
-            send({"ended": status})
-        elif op == "quit":
-            os._exit(0)
-        else:
-            send({"ok": False, "error": f"unknown request {op!r}"})
+    fds = config["fds"]
+    apply_limits(config.get("limits", {}), processes=bool(config.get("pidns")))
+    close_other_fds({0, 1, 2, fds["req"], fds["rep"], fds["ctl"]})
+    worker = Worker(config)
+    layer = worker.setup()
+    worker.send({"id": config["ready"], "ready": True, "landlock": layer})
+    worker.run()
 
 
 if __name__ == "__main__":

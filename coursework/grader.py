@@ -1,56 +1,74 @@
 """Grade a submitted notebook against a chapter's hidden tests.
 
-The submission's code runs in a separate worker process (``_worker.py``); the
-hidden tests run here, in the grader's process, and reach the student's code
-only through :class:`Student` (fetch a value, call a function). See
-``book/instructor_guide.md`` for the security model.
+The submission's code runs in a worker process (``_worker.py``) inside a
+bubblewrap sandbox (``sandbox.py``); the hidden tests run here, in the grader's
+process, and reach the student's code only through :class:`Student` (fetch a
+value, call a function), over pipes the grader owns. Every reply is untrusted
+input (``protocol.py``). See ``book/instructor_guide.md`` for the security model.
+
+:func:`grade` is safe to call from several threads or processes at once: each
+call has its own pipes, its own sandbox (its own PID, user, network and mount
+namespaces and its own scratch tmpfs) and no shared state beyond the read-only
+check that bubblewrap works.
 """
 
 from __future__ import annotations
 
 import ast
+import errno
+import fcntl
 import importlib
 import importlib.util
 import json
 import os
+import secrets
 import select
-import shutil
-import signal
-import subprocess
+import stat
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
-from . import _worker
-from .notebook import _EXERCISE, _LABEL
+from . import _worker, sandbox
+from .notebook import exercise_labels
+from .protocol import BadReply, LineReader, clean_text, decode_value, parse_reply, reply_id
+from .sandbox import Limits, SandboxUnavailable
 from .spec import Chapter, NotAnswered
 
-__all__ = ["grade", "load_chapters", "GradingError", "StudentError", "StudentTimeout"]
+__all__ = ["grade", "format_report", "load_chapters", "Limits", "GradingError", "NoSandbox",
+           "StudentError", "StudentTimeout"]
 
 TESTS_DIR = Path(__file__).resolve().parent / "tests"
-WORKER = Path(_worker.__file__).resolve()
-STARTUP_TIMEOUT = 120.0
-END_TIMEOUT = 10.0
+STARTUP_TIMEOUT = 120.0   # seconds for a worker to import IPython and matplotlib on a busy machine
+END_TIMEOUT = 10.0        # seconds for the worker to confirm that a test's child is gone
+MAX_NOTEBOOK = 64 << 20   # bytes of a submitted notebook
+MAX_CELLS = 10_000
+MAX_CODE = 8 << 20        # characters of code in all cells together
 
 
 class GradingError(RuntimeError):
-    """The grader itself cannot proceed (no such chapter, unreadable notebook)."""
+    """The grader cannot grade this submission (unreadable notebook, no such chapter, no sandbox)."""
+
+
+class NoSandbox(GradingError):
+    """No sandbox can be made here, and grading without one was not asked for."""
 
 
 class StudentError(AssertionError):
-    """The student's code raised, or the name it should define is missing."""
+    """The student's code raised, or sent something that is not a value."""
 
 
 class StudentTimeout(Exception):
-    """The exercise's time limit ran out while the student's code was running."""
+    """The time limit ran out while the student's code was running."""
 
 
 class WorkerDied(Exception):
-    """The worker (or the forked child) exited while we waited for an answer."""
+    """The worker (or the forked child) exited, or broke the protocol, while we waited for an answer."""
+
+
+class NotebookTimeout(Exception):
+    """The notebook's own time limit (all cells, restarts and tests together) is used up."""
 
 
 # --- hidden test files -------------------------------------------------------
@@ -60,6 +78,8 @@ def load_chapters(tests_dir: Path = TESTS_DIR) -> dict[str, Chapter]:
     """Import every ``<tests_dir>/<chapter>.py`` and return ``{chapter: Chapter}``."""
     chapters = {}
     tests_dir = Path(tests_dir).resolve()
+    if not tests_dir.is_dir():
+        raise GradingError(f"no folder of hidden tests at {tests_dir}")
     for path in sorted(tests_dir.glob("*.py")):
         if path.name.startswith("_"):
             continue
@@ -78,170 +98,335 @@ def load_chapters(tests_dir: Path = TESTS_DIR) -> dict[str, Chapter]:
     return chapters
 
 
-def notebook_labels(nb) -> set[str]:
-    labels = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown" and _EXERCISE.search(cell.source):
-            found = _LABEL.search(cell.source)
-            if found:
-                labels.add(found["label"])
-    return labels
+# --- reading the submission (untrusted) ------------------------------------------
 
 
-def find_chapter(nb, path: Path, chapters: dict[str, Chapter], name: str | None) -> Chapter:
+def read_submission(path: Path) -> dict:
+    """The notebook at ``path`` as a dict whose cells the grader can use; GradingError (one line) if not.
+
+    A symbolic link is refused without being followed (its target is not named); so
+    is anything that is not a regular file (a FIFO would block), a file larger than
+    ``MAX_NOTEBOOK``, text that is not UTF-8 JSON, and a structure that is not a
+    notebook: the cells must be a list of objects with a string ``cell_type`` and a
+    ``source`` that is a string or a list of strings.
+    """
+    shown = clean_text(str(path), 200)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise GradingError(f"{shown} is a symbolic link: refused (submit the notebook file itself)") from None
+        if exc.errno == errno.ENOENT:
+            raise GradingError(f"no such notebook: {shown}") from None
+        raise GradingError(f"cannot open {shown}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise GradingError(f"{shown} is not a regular file: refused")
+        if info.st_size > MAX_NOTEBOOK:
+            raise GradingError(f"{shown} is larger than {MAX_NOTEBOOK >> 20} MB: refused")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        chunks, size = [], 0
+        while size <= MAX_NOTEBOOK:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > MAX_NOTEBOOK:
+        raise GradingError(f"{shown} is larger than {MAX_NOTEBOOK >> 20} MB: refused")
+    try:
+        nb = json.loads(b"".join(chunks).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise GradingError(f"{shown} is not a notebook: not UTF-8 text") from None
+    except RecursionError:
+        raise GradingError(f"{shown} is not a notebook: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise GradingError(f"{shown} is not a notebook: not JSON ({clean_text(str(exc), 100)})") from None
+    if not isinstance(nb, dict):
+        raise GradingError(f"{shown} is not a notebook: the JSON is not an object")
+    cells = nb.get("cells")
+    if not isinstance(cells, list):
+        raise GradingError(f"{shown} is not a notebook: it has no list of cells")
+    if len(cells) > MAX_CELLS:
+        raise GradingError(f"{shown} has more than {MAX_CELLS} cells: refused")
+    if "metadata" in nb and not isinstance(nb["metadata"], dict):
+        raise GradingError(f"{shown} is not a notebook: its metadata is not an object")
+    total = 0
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            raise GradingError(f"{shown} is not a notebook: cell {i} is not an object")
+        if not isinstance(cell.get("cell_type"), str):
+            raise GradingError(f"{shown} is not a notebook: cell {i} has no cell_type")
+        src = cell.get("source", "")
+        if isinstance(src, list) and all(isinstance(s, str) for s in src):
+            src = "".join(src)
+        if not isinstance(src, str):
+            raise GradingError(f"{shown} is not a notebook: the source of cell {i} is not text")
+        if "metadata" in cell and not isinstance(cell["metadata"], dict):
+            raise GradingError(f"{shown} is not a notebook: the metadata of cell {i} is not an object")
+        if cell["cell_type"] == "code":
+            total += len(src)
+    if total > MAX_CODE:
+        raise GradingError(f"{shown} has more than {MAX_CODE >> 20} M characters of code: refused")
+    return nb
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def find_chapter(nb: dict, path: Path, chapters: dict[str, Chapter], name: str | None) -> Chapter:
     if name is not None:
         if name not in chapters:
-            raise GradingError(f"no hidden tests for chapter {name!r}; known: {', '.join(sorted(chapters))}")
+            raise GradingError(f"no hidden tests for chapter {clean_text(name, 100)!r}; "
+                               f"known: {', '.join(sorted(chapters))}")
         return chapters[name]
-    meta = nb.metadata.get("coursework", {})
-    if isinstance(meta, dict) and meta.get("chapter") in chapters:
+    meta = nb.get("metadata", {}).get("coursework", {}) if isinstance(nb.get("metadata"), dict) else {}
+    if isinstance(meta, dict) and isinstance(meta.get("chapter"), str) and meta["chapter"] in chapters:
         return chapters[meta["chapter"]]
-    labels = notebook_labels(nb)
+    labels = exercise_labels(nb)
     matches = [c for c in chapters.values() if labels & set(c.exercises)]
     if len(matches) == 1:
         return matches[0]
     if path.stem in chapters:
         return chapters[path.stem]
-    raise GradingError(f"cannot tell which chapter {path} is; pass --chapter "
+    raise GradingError(f"cannot tell which chapter {clean_text(str(path), 200)} is; pass --chapter "
                        f"(one of {', '.join(sorted(chapters))})")
 
 
 # --- the worker process --------------------------------------------------------
 
+_font_cache_path: list = []
 
-def _clean_env(scratch: Path) -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "HOME", "USER", "LOGNAME")
-    env = {k: os.environ[k] for k in keep if k in os.environ}
-    env.update({
-        "TMPDIR": str(scratch), "IPYTHONDIR": str(scratch / ".ipython"), "MPLBACKEND": "Agg",
+
+def _font_cache():
+    if not _font_cache_path:
+        _font_cache_path.append(sandbox._font_cache())
+    return _font_cache_path[0]
+
+
+def _worker_env(home: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home,
+        "USER": "student", "LOGNAME": "student", "IPYTHONDIR": f"{home}/.ipython", "MPLBACKEND": "Agg",
         "REGCOURSE_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
-    return env
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
+    }
 
 
-def _package_read_paths() -> list[str]:
-    """Folders the student's code must read besides the system and sys.path: our package, matplotlib's caches."""
-    import matplotlib
+@dataclass
+class Options:
+    """How one submission is graded (see :func:`grade`)."""
 
-    spec = importlib.util.find_spec("regcourse")   # its folder, without importing torch
-    paths = [str(Path(p).resolve()) for p in (spec.submodule_search_locations or [])] if spec else []
-    for getter in (matplotlib.get_configdir, matplotlib.get_cachedir):
-        try:
-            paths.append(getter())
-        except Exception:  # noqa: BLE001 - an unwritable home: nothing to allow
-            pass
-    return paths
+    sandbox: bool
+    limits: Limits
+    cell_timeout: float
+    deadline: float           # time.monotonic() at which the whole notebook's time is up
+    notebook_timeout: float
+    hidden: Path
+
+
+def _nonblocking(fd: int) -> None:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
 
 class Worker:
-    """One worker process: runs cells, forks a child per hidden test."""
+    """One worker process: runs cells, forks a child per hidden test; killed as a whole by :meth:`close`."""
 
-    def __init__(self, scratch: Path, sandbox: bool, hidden: Path = TESTS_DIR):
-        self.scratch = scratch
-        config = {
-            "log": str(scratch / "output.log"), "scratch": str(scratch), "sandbox": sandbox,
-            "read": _package_read_paths() if sandbox else [], "hidden": [str(hidden)],
-        }
-        stderr = open(scratch / "output.log", "ab")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER), json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=scratch,
-            env=_clean_env(scratch), start_new_session=True,
-        )
-        stderr.close()
-        self._buffer = b""
-        self.child: int | None = None
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.alive = False
+        self.output = bytearray()    # the first `limits.output` bytes the student's code printed
+        self.output_bytes = 0
+        self.landlock = ""
+        self.child: str | None = None   # id of the fork whose child is running
+        self.proc = None
+        self._scratch = None
+        req_r, self._req = os.pipe()
+        self._rep, rep_w = os.pipe()
+        ctl_r, self._ctl = os.pipe()
+        self._out, out_w = os.pipe()
+        ends = [req_r, rep_w, ctl_r, out_w]
+        for fd in (self._req, self._rep, self._ctl, self._out):
+            os.set_inheritable(fd, False)
+            _nonblocking(fd)
+        self._lines = LineReader()
+        ready = secrets.token_hex(16)
+        limits = opts.limits
+        config = {"fds": {"req": req_r, "rep": rep_w, "ctl": ctl_r}, "ready": ready, "pidns": opts.sandbox,
+                  "limits": {"memory": limits.memory, "processes": limits.processes, "file_size": limits.file_size,
+                             "open_files": limits.open_files, "cpu": int(opts.notebook_timeout) + 60}}
+        font_fd = None
+        try:
+            if opts.sandbox:
+                binds, _ = sandbox.mounts()
+                config["landlock"] = {"read": [d for _, d in binds] + ["/etc", "/proc", "/dev", "/opt"],
+                                      "write": [sandbox.SCRATCH, "/dev/shm", "/dev/null"]}
+                files = {}
+                font = _font_cache()
+                if font is not None:
+                    font_fd = os.memfd_create("fontlist", 0)
+                    os.write(font_fd, font.read_bytes()[: 16 << 20])
+                    os.lseek(font_fd, 0, os.SEEK_SET)
+                    files[f"{sandbox.SCRATCH}/.cache/matplotlib/{font.name}"] = font_fd
+                argv = [sys.executable, "-s", "-P", sandbox.INSIDE_WORKER, json.dumps(config)]
+                self.proc = sandbox.start(argv, env=_worker_env(sandbox.SCRATCH), pass_fds=ends[:3],
+                                          stdout=out_w, limits=limits, files=files)
+            else:
+                self._scratch = tempfile.mkdtemp(prefix="coursework-scratch-")
+                argv = [sys.executable, "-s", "-P", str(sandbox.WORKER), json.dumps(config)]
+                self.proc = sandbox.start_unsandboxed(argv, env=_worker_env(self._scratch), pass_fds=ends[:3],
+                                                      stdout=out_w, cwd=self._scratch)
+        except BaseException:
+            for fd in ends + [self._req, self._rep, self._ctl, self._out]:
+                os.close(fd)
+            raise
+        finally:
+            if font_fd is not None:
+                os.close(font_fd)
+        for fd in ends:
+            os.close(fd)
         self.alive = True
+        deadline = min(time.monotonic() + STARTUP_TIMEOUT, opts.deadline)
         try:
-            hello = self._read(time.monotonic() + STARTUP_TIMEOUT, "ready")
+            hello = self._wait({ready}, deadline)[1]
         except (StudentTimeout, WorkerDied) as exc:
+            tail = clean_text(bytes(self.output[-600:]).decode("utf-8", "replace"), 400)
             self.close()
-            raise GradingError(f"the grading worker did not start ({exc}); see {scratch / 'output.log'}") from None
-        self.sandbox = hello.get("sandbox", "none")
+            if isinstance(exc, StudentTimeout) and time.monotonic() >= opts.deadline:
+                raise NotebookTimeout() from None
+            raise GradingError(f"the grading worker did not start ({exc or 'timed out'}): {tail}") from None
+        self.landlock = hello.get("landlock") if isinstance(hello.get("landlock"), str) else ""
 
-    # low-level I/O with deadlines
-    def _send(self, message: dict) -> None:
-        try:
-            self.proc.stdin.write((json.dumps(message) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.alive = False
-            raise WorkerDied("the worker is gone") from None
-
-    def _read(self, deadline: float, key: str | None = None) -> dict:
-        """The next well-formed JSON object (containing ``key``, if given) before ``deadline``."""
-        fd = self.proc.stdout.fileno()
+    # --- low-level I/O with deadlines
+    def _drain_output(self) -> bool:
+        """Read what the student's code printed; keep the first bytes, drop the rest. False at EOF."""
         while True:
-            while b"\n" in self._buffer:
-                line, self._buffer = self._buffer.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue  # half a line from a killed child, or noise
-                if isinstance(message, dict) and (key is None or key in message):
-                    return message
+            try:
+                chunk = os.read(self._out, 1 << 16)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            self.output_bytes += len(chunk)
+            room = self.opts.limits.output - len(self.output)
+            if room > 0:
+                self.output += chunk[:room]
+
+    def _write(self, fd: int, message: dict, deadline: float) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            if not self.alive:
+                raise WorkerDied("the worker is gone")
+            try:
+                data = data[os.write(fd, data):]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.alive = False
+                raise WorkerDied("the worker is gone") from None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise StudentTimeout()
-            ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
-            if ready:
-                chunk = os.read(fd, 1 << 20)
+            select.select([], [fd], [], min(remaining, 1.0))
+
+    def _wait(self, ids: set[str], deadline: float) -> tuple[str, dict]:
+        """The next reply that carries one of ``ids``, before ``deadline``; everything else is skipped."""
+        watch_out = True
+        while True:
+            if not self.alive:
+                raise WorkerDied("the worker is gone")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StudentTimeout()
+            fds = [self._rep] + ([self._out] if watch_out else [])
+            ready, _, _ = select.select(fds, [], [], min(remaining, 0.5))
+            if self._out in ready:
+                watch_out = self._drain_output()
+            if self._rep not in ready:
+                if self.proc.popen.poll() is not None:   # without the sandbox, a daemon may keep the pipe open
+                    self.alive = False
+                    raise WorkerDied("the worker exited")
+                continue
+            while True:
+                try:
+                    chunk = os.read(self._rep, 1 << 20)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    chunk = b""
                 if not chunk:
                     self.alive = False
                     raise WorkerDied("the worker exited")
-                self._buffer += chunk
-                if len(self._buffer) > 256 << 20:
-                    raise WorkerDied("the worker sent more than 256 MB")
+                for line in self._lines.feed(chunk):
+                    rid = reply_id(line)
+                    if rid in ids:
+                        try:
+                            return rid, parse_reply(line)
+                        except BadReply as exc:
+                            return rid, {"bad": str(exc)}
+                if len(chunk) < 1 << 20:
+                    break
 
-    def run_cell(self, code: str, timeout: float) -> dict:
-        self._send({"op": "exec", "code": code})
-        return self._read(time.monotonic() + timeout, "ok")
+    def run_cell(self, code: str, deadline: float) -> dict:
+        rid = secrets.token_hex(16)
+        self._write(self._req, {"id": rid, "op": "exec", "code": code}, deadline)
+        return self._wait({rid}, deadline)[1]
 
     def fork(self, deadline: float) -> None:
-        self._send({"op": "fork"})
-        try:
-            self.child = int(self._read(deadline, "child")["child"])
-        except StudentTimeout:
-            self.close()  # a child we do not know may exist: start over with a fresh worker
-            raise
+        rid = secrets.token_hex(16)
+        self._write(self._req, {"id": rid, "op": "fork"}, deadline)
+        reply = self._wait({rid}, deadline)[1]
+        if reply.get("forked") is True:
+            self.child = rid
+            return
+        if "ended" in reply:
+            raise WorkerDied("the test's process ended at once")
+        raise StudentError(f"the test could not start: {clean_text(reply.get('error') or reply.get('bad'), 300)}")
 
     def request(self, message: dict, deadline: float) -> dict:
-        self._send(message)
-        while True:
-            try:
-                reply = self._read(deadline)
-            except WorkerDied:
-                raise
-            if "ok" in reply:
-                return reply
-            if "ended" in reply:
-                self.child = None
-                raise WorkerDied("your code ended the process (os._exit, a crash, or a signal)")
+        """Send a request to the current child; its reply, or WorkerDied if the child ended first."""
+        if self.child is None:
+            raise WorkerDied("your code ended the process (os._exit, a crash, or a signal)")
+        rid = secrets.token_hex(16)
+        self._write(self._req, {"id": rid, **message}, deadline)
+        got, reply = self._wait({rid, self.child}, deadline)
+        if got == self.child:
+            self.child = None
+            raise WorkerDied("your code ended the process (os._exit, a crash, or a signal)")
+        return reply
 
     def end_child(self) -> None:
-        """Stop the current child (kill it if it is still busy) and wait until the worker reports it."""
+        """Stop the current child and wait until the worker confirms it is gone; WorkerDied/StudentTimeout if not."""
         if self.child is None:
             return
-        try:
-            os.kill(self.child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.child = None
-        self._read(time.monotonic() + END_TIMEOUT, "ended")
+        rid, self.child = self.child, None
+        deadline = time.monotonic() + END_TIMEOUT
+        self._write(self._ctl, {"id": rid, "op": "end"}, deadline)
+        self._wait({rid}, deadline)
 
     def close(self) -> None:
         self.alive = False
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
+        if self.proc is not None:
+            self.proc.kill()
+        for fd in (self._req, self._rep, self._ctl, self._out):
             try:
-                stream.close()
+                os.close(fd)
             except OSError:
                 pass
+        self._req = self._rep = self._ctl = self._out = -1
+        if self._scratch:
+            import shutil
+
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
 
 class Student:
@@ -252,11 +437,16 @@ class Student:
 
     def _ask(self, message: dict):
         reply = self._worker.request(message, self._deadline)
-        if reply.get("ok"):
-            return _worker.decode(reply["value"])
-        if reply.get("missing"):
+        if "bad" in reply:
+            raise StudentError(f"the reply of your code could not be read: {reply['bad']}")
+        if reply.get("ok") is True:
+            try:
+                return decode_value(reply.get("value"))
+            except BadReply as exc:
+                raise StudentError(f"the value your code returned could not be read: {exc}") from None
+        if reply.get("missing") is True:
             raise NotAnswered(f"`{message['name']}` is not defined (did its cell run without error?)")
-        raise StudentError(f"your code raised {reply.get('error')}")
+        raise StudentError(f"your code raised {clean_text(reply.get('error'), 1000)}")
 
     def value(self, name: str, *path):
         """The submission's variable ``name`` (a copy); NotAnswered if missing or still ``...``.
@@ -276,6 +466,12 @@ class Student:
         return self._ask({"op": "call", "name": name, "args": [_worker.encode(a) for a in args],
                           "kwargs": {k: _worker.encode(v) for k, v in kwargs.items()}})
 
+    def describe(self, name: str) -> dict:
+        """What the worker says the function ``name`` is (for the ``forbid=`` check; untrusted)."""
+        reply = self._worker.request({"op": "describe", "name": name}, self._deadline)
+        info = reply.get("describe") if reply.get("ok") is True else None
+        return info if isinstance(info, dict) else {}
+
 
 # --- running the submission ------------------------------------------------------
 
@@ -284,43 +480,54 @@ class Student:
 class Cell:
     index: int      # position in the notebook's cells
     source: str
-    status: str = "not run"   # ok | error | timeout | crashed
+    status: str = "not run"   # ok | error | timeout | crashed | not run
     error: str | None = None
 
 
 class Submission:
     """The submission's code cells executed in a worker; restarts the worker around bad cells."""
 
-    def __init__(self, cells: list[Cell], scratch: Path, cell_timeout: float, sandbox: bool,
-                 hidden: Path = TESTS_DIR):
-        self.cells, self.scratch, self.hidden = cells, scratch, hidden
-        self.cell_timeout, self.use_sandbox = cell_timeout, sandbox
+    def __init__(self, cells: list[Cell], opts: Options):
+        self.cells, self.opts = cells, opts
         self.bad: set[int] = set()   # cells that hung or killed the worker: never run again
         self.worker: Worker | None = None
+        self.workers_started = 0
+
+    def _deadline(self, limit: float) -> float:
+        now = time.monotonic()
+        if now >= self.opts.deadline:
+            raise NotebookTimeout()
+        return min(now + limit, self.opts.deadline)
 
     def _run(self, k: int, record: bool) -> bool:
-        """Run cell ``k``; False if it hung or killed the worker (which is then closed)."""
+        """Run cell ``k``; False if it hung, killed the worker or broke the protocol (the worker is then closed)."""
         cell = self.cells[k]
+        deadline = self._deadline(self.opts.cell_timeout)
         try:
-            reply = self.worker.run_cell(cell.source, self.cell_timeout)
+            reply = self.worker.run_cell(cell.source, deadline)
+            if "bad" in reply:
+                raise WorkerDied(f"the worker's reply could not be read ({reply['bad']})")
         except (StudentTimeout, WorkerDied) as exc:
+            self.close()
+            if isinstance(exc, StudentTimeout) and time.monotonic() >= self.opts.deadline:
+                raise NotebookTimeout() from None
             cell.status = "timeout" if isinstance(exc, StudentTimeout) else "crashed"
-            cell.error = (f"cell still running after {self.cell_timeout:g} s: stopped"
+            cell.error = (f"cell still running after {self.opts.cell_timeout:g} s: stopped"
                           if cell.status == "timeout" else f"the cell ended the process: {exc}")
             self.bad.add(k)
-            self.worker.close()
-            self.worker = None
             return False
         if record:
-            cell.status, cell.error = ("ok", None) if reply["ok"] else ("error", reply["error"])
+            ok = reply.get("ok") is True
+            cell.status, cell.error = ("ok", None) if ok else ("error", clean_text(reply.get("error"), 1000))
         return True
 
     def start(self, upto: int) -> None:
         """A fresh worker with cells ``0 .. upto-1`` (except bad ones) executed again."""
         while True:
-            if self.worker is not None:
-                self.worker.close()
-            self.worker = Worker(self.scratch, self.use_sandbox, self.hidden)
+            self.close()
+            self._deadline(0)
+            self.worker = Worker(self.opts)
+            self.workers_started += 1
             if all(self._run(k, record=False) for k in range(upto) if k not in self.bad):
                 return
 
@@ -336,63 +543,256 @@ class Submission:
             self.worker = None
 
 
-def _code_cells(nb) -> list[Cell]:
-    return [Cell(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+def _code_cells(nb: dict) -> list[Cell]:
+    return [Cell(i, _source(c)) for i, c in enumerate(nb["cells"])
+            if c.get("cell_type") == "code" and _source(c).strip()]
+
+
+# --- the ban on calling the package (forbid=) ---------------------------------------------------
+
+# Calls, attributes and modules that run or bind code the grader cannot read in the source.
+_DYNAMIC_CALLS = {"exec", "eval", "compile", "globals", "vars", "locals", "__import__", "setattr", "delattr",
+                  "breakpoint", "attrgetter", "methodcaller", "import_module"}
+_DYNAMIC_ATTRS = {"__dict__", "__globals__", "__builtins__", "__code__", "__closure__", "__wrapped__",
+                  "__subclasses__", "__bases__", "__base__", "__mro__", "__getattribute__", "__setattr__",
+                  "__reduce__", "__reduce_ex__", "f_globals", "f_locals", "f_back", "f_builtins", "tb_frame",
+                  "gi_frame", "cr_frame", "_getframe", "user_ns", "user_global_ns", "FunctionType", "CodeType"}
+_DYNAMIC_MODULES = {"builtins", "importlib", "ctypes", "gc", "inspect", "pickle", "marshal", "dill", "cloudpickle",
+                    "runpy", "code", "codeop"}
+_DYNAMIC_METHODS = {"attrgetter", "methodcaller", "import_module", "run_line_magic", "run_cell_magic"}
+_SAFE_MAGICS = {"matplotlib", "time", "timeit", "precision", "pprint", "config"}
+_SAFE_SHELL = {"run_line_magic", "run_cell_magic", "system", "getoutput"}
+_NAMESPACES = {"globals", "vars", "locals"}
+
+
+class _Source:
+    """The submission's code, parsed as the grader reads it: every binding, every dynamic construct."""
+
+    def __init__(self, cells: list[Cell]):
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        self.transform = TransformerManager().transform_cell
+        self.bindings: dict[str, list[tuple[str, set[str]]]] = {}
+        self.dynamic: list[str] = []
+        self.strings: list[str] = []   # string constants inside dynamic constructs
+        self.unparsed: list[str] = []  # code the parser gave up on (not plain syntax errors)
+        for cell in cells:
+            self._add_code(cell.source, ipython=True, depth=0)
+
+    def _add_code(self, code: str, ipython: bool, depth: int) -> None:
+        if depth > 5:
+            self.dynamic.append("code nested in strings")
+            return
+        try:
+            tree = ast.parse(self.transform(code) if ipython else code)
+        except SyntaxError:
+            return   # the worker cannot run it either
+        except (ValueError, RecursionError, MemoryError):
+            self.unparsed.append(code)
+            return
+        try:
+            self._walk(tree, depth)
+        except RecursionError:
+            self.unparsed.append(code)
+
+    def _bind(self, name: str, kind: str, used: set[str]) -> None:
+        self.bindings.setdefault(name, []).append((kind, used))
+
+    def _strings_in(self, node) -> None:
+        self.strings += [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+    def _walk(self, tree, depth: int) -> None:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self._bind(node.name, "def", _free_names(node))
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                used = _free_names(node.value) if node.value is not None else set()
+                for target in targets:
+                    for name in _target_names(target):
+                        self._bind(name, "assign", used)
+            elif isinstance(node, (ast.For, ast.AsyncFor)):
+                for name in _target_names(node.target):
+                    self._bind(name, "loop", _free_names(node.iter))
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    if item.optional_vars is not None:
+                        for name in _target_names(item.optional_vars):
+                            self._bind(name, "with", _free_names(item.context_expr))
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = node.module if isinstance(node, ast.ImportFrom) else None
+                for alias in node.names:
+                    top = (module or alias.name).split(".")[0]
+                    if top in _DYNAMIC_MODULES or alias.name in _DYNAMIC_MODULES:
+                        self.dynamic.append(f"import {module or alias.name}")
+                    if alias.name == "*":
+                        self.dynamic.append(f"from {module} import *")
+                        continue
+                    self._bind(alias.asname or alias.name.split(".")[0], "import", set(alias.name.split(".")))
+            elif isinstance(node, ast.Attribute):
+                if node.attr in _DYNAMIC_ATTRS or (node.attr == "modules" and isinstance(node.value, ast.Name)
+                                                   and node.value.id == "sys"):
+                    self.dynamic.append(f".{node.attr}")
+                elif _is_call_to(node.value, "get_ipython") and node.attr not in _SAFE_SHELL:
+                    self.dynamic.append(f"get_ipython().{node.attr}")
+            elif isinstance(node, ast.Subscript) and (_is_call_to(node.value, *_NAMESPACES) or (
+                    isinstance(node.value, ast.Attribute) and node.value.attr in ("__dict__", "user_ns"))):
+                self._strings_in(node.slice)
+            elif isinstance(node, ast.Call):
+                self._call(node, depth)
+
+    def _call(self, node: ast.Call, depth: int) -> None:
+        func = node.func
+        name = None
+        if isinstance(func, ast.Name):
+            name = func.id
+        elif isinstance(func, ast.Attribute) and (func.attr in _DYNAMIC_METHODS or (
+                isinstance(func.value, ast.Name) and func.value.id in ("builtins", "__builtins__"))):
+            name = func.attr     # `model.eval()` is a method, `builtins.eval()` is not
+        first = node.args[0] if node.args else None
+        if name in ("exec", "eval", "compile") and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            self._add_code(first.value, ipython=False, depth=depth + 1)   # code in a string literal: read it too
+        elif name in _DYNAMIC_CALLS:
+            self.dynamic.append(f"{name}()")
+            self._strings_in(node)
+        elif name == "getattr":
+            if not (len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
+                self.dynamic.append("getattr() with a computed name")
+            self._strings_in(node)
+        elif name in ("run_line_magic", "run_cell_magic"):
+            consts = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if not consts or consts[0] not in _SAFE_MAGICS:
+                self.dynamic.append(f"the magic %{consts[0] if consts else '?'}")
+                self._strings_in(node)
+            elif consts[0] in ("time", "timeit") and len(consts) == len(node.args):
+                self._add_code(consts[-1], ipython=True, depth=depth + 1)   # %%time's cell body
+        elif isinstance(func, ast.Name) and func.id == "get_ipython":
+            pass   # get_ipython() itself; what is done with it is checked on the attribute
+        if any(isinstance(a, ast.Name) and a.id == "get_ipython" for a in node.args):
+            self.dynamic.append("get_ipython passed around")
+
+    def check(self, functions, forbid) -> tuple[dict[str, list[str]], list[str]]:
+        """({function: [why it breaks the ban]}, [constructs that hide what the code binds])."""
+        forbid = set(forbid)
+        tainted = set(forbid)
+        changed = True
+        while changed:   # a name bound to something that uses a banned name is banned too
+            changed = False
+            for name, binds in self.bindings.items():
+                if name not in tainted and any(used & tainted for _, used in binds):
+                    tainted.add(name)
+                    changed = True
+        found: dict[str, list[str]] = {}
+        for f in functions:
+            why = []
+            for kind, used in self.bindings.get(f, []):
+                bad = sorted(used & tainted)
+                if kind == "import":
+                    why.append(f"`{f}` is imported, not written")
+                elif bad:
+                    why.append(f"`{f}` uses {', '.join(f'`{n}`' for n in bad)}")
+            if any(f in s or any(n in s for n in forbid) for s in self.strings + self.unparsed):
+                why.append(f"`{f}` may be bound by code the grader cannot read (exec, globals(), ...)")
+            if why:
+                found[f] = sorted(set(why))
+        return found, sorted(set(self.dynamic))
+
+
+def _is_call_to(node, *names) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names
+
+
+def _target_names(target) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for t in target.elts for n in _target_names(t)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+def _free_names(node) -> set[str]:
+    """Global names and attribute names that ``node`` uses (names bound inside it excluded)."""
+    loads, bound, attrs = set(), set(), set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            (loads if isinstance(n.ctx, ast.Load) else bound).add(n.id)
+        elif isinstance(n, ast.Attribute):
+            attrs.add(n.attr)
+        elif isinstance(n, ast.arg):
+            bound.add(n.arg)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name.split(".")[0]) for a in n.names)
+        elif isinstance(n, ast.alias):
+            attrs.update(n.name.split("."))
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not node:
+            bound.add(n.name)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        bound.discard(node.name)
+        loads.discard(node.name)   # recursion
+    return (loads - bound) | attrs
 
 
 def _forbidden_uses(cells: list[Cell], functions, forbid) -> dict[str, list[str]]:
-    """For each function named in ``functions``, the forbidden names its last definition uses."""
+    """For each function named in ``functions``, why its bindings break the ban on ``forbid`` (from the source)."""
     if not functions or not forbid:
         return {}
-    from IPython.core.inputtransformer2 import TransformerManager
+    return _Source(cells).check(functions, forbid)[0]
 
-    transform = TransformerManager().transform_cell
-    defs = {}
-    for cell in cells:
-        try:
-            tree = ast.parse(transform(cell.source))
-        except (SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in functions:
-                defs[node.name] = node
-    found = {}
-    for name, node in defs.items():
-        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        used |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
-        bad = sorted(used & set(forbid))
+
+def _runtime_uses(info: dict, name: str, forbid) -> list[str]:
+    """Why the worker's description of ``name`` breaks the ban (the worker is untrusted: a hint, never a pass)."""
+    chain = info.get("chain")
+    names = info.get("names")
+    if not isinstance(chain, list) or not chain or not all(isinstance(c, dict) for c in chain):
+        return [f"`{name}` could not be inspected"]
+    why = []
+    if chain[-1].get("cell") is not True:
+        kind = clean_text(chain[-1].get("type"), 40)
+        why.append(f"`{name}` is not a function written in the notebook (it is a {kind}"
+                   + (f" from {clean_text(chain[-1].get('file'), 80)}" if chain[-1].get("file") else "") + ")")
+    if isinstance(names, list):
+        bad = sorted({n for n in names if isinstance(n, str)} & set(forbid))
         if bad:
-            found[name] = bad
-    return found
+            why.append(f"`{name}` calls {', '.join(f'`{n}`' for n in bad)}")
+    return why
 
 
-def _grade_exercise(sub: Submission, ex, timeout: float) -> dict:
+def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None) -> dict:
     limit = ex.timeout if ex.timeout is not None else timeout
-    deadline = time.monotonic() + limit
+    start = time.monotonic()
+    deadline = min(start + limit, sub.opts.deadline)
     results, timed_out = [], False
-    for test in ex.tests:
-        entry = {"name": test.name, "points": test.points, "score": 0.0, "passed": False, "message": ""}
-        results.append(entry)
-        if timed_out or time.monotonic() >= deadline:
-            timed_out = True
-            entry["message"] = f"not run: the exercise's time limit of {limit:g} s was used up"
-            continue
+
+    def not_run_message():
+        if time.monotonic() >= sub.opts.deadline:
+            return f"not run: the notebook's time limit of {sub.opts.notebook_timeout:g} s was used up"
+        return f"not run: the exercise's time limit of {limit:g} s was used up"
+
+    def run(func, entry):
+        nonlocal timed_out
+        result = None
         try:
             if sub.worker is None or not sub.worker.alive:
                 sub.start(len(sub.cells))
             sub.worker.fork(deadline)
-            test.func(Student(sub.worker, deadline))
+            result = func(Student(sub.worker, deadline))
+        except NotebookTimeout:
+            timed_out = True
+            entry["message"] = not_run_message()
         except StudentTimeout:
             timed_out = True
-            entry["message"] = f"time limit of {limit:g} s exceeded (an endless loop?)"
+            entry["message"] = (not_run_message() if time.monotonic() >= sub.opts.deadline
+                                else f"time limit of {limit:g} s exceeded (an endless loop?)")
         except (NotAnswered, StudentError, WorkerDied) as exc:
-            entry["message"] = str(exc)
+            entry["message"] = clean_text(str(exc), 1000)
         except AssertionError as exc:
-            entry["message"] = str(exc) or "wrong result"
-        except Exception as exc:  # noqa: BLE001 - e.g. a value of the wrong type inside the test's arithmetic
-            entry["message"] = f"wrong kind of value ({type(exc).__name__}: {exc})"[:500]
+            entry["message"] = clean_text(str(exc), 1000) or "wrong result"
+        except Exception as exc:
+            entry["message"] = clean_text(f"wrong kind of value ({type(exc).__name__}: {exc})", 500)
         else:
-            entry["passed"], entry["score"] = True, test.points
+            entry["passed"] = True
         finally:
             if sub.worker is not None and sub.worker.alive:
                 try:
@@ -401,70 +801,200 @@ def _grade_exercise(sub: Submission, ex, timeout: float) -> dict:
                     sub.close()  # the worker itself is stuck: the next test starts a fresh one
             elif sub.worker is not None:
                 sub.close()
+        return result
+
+    for test in ex.tests:
+        entry = {"name": test.name, "points": test.points, "score": 0.0, "passed": False, "message": ""}
+        results.append(entry)
+        if timed_out or time.monotonic() >= deadline:
+            timed_out = True
+            entry["message"] = not_run_message()
+            continue
+        run(test.func, entry)
+        if entry["passed"]:
+            entry["score"] = test.points
     score = sum(r["score"] for r in results)
-    note = None
-    forbidden = _forbidden_uses(sub.cells, ex.functions, ex.forbid)
-    if forbidden:
-        score = 0.0
-        note = "; ".join(f"`{f}` uses {', '.join(f'`{n}`' for n in names)}, which this exercise asks you "
-                         "to write yourself: 0 points" for f, names in forbidden.items())
+    notes, review = [], False
+    if ex.forbid and ex.functions:
+        found, dynamic = source.check(ex.functions, ex.forbid) if source else ({}, [])
+        if score > 0:   # what the functions are at run time (only worth asking when they scored)
+            for f in ex.functions:
+                if f in found:
+                    continue
+                probe = {}
+                deadline = max(deadline, min(time.monotonic() + END_TIMEOUT, sub.opts.deadline))
+                info = run(lambda student, f=f: student.describe(f), probe)
+                if info is not None:
+                    why = _runtime_uses(info, f, ex.forbid)
+                    if why:
+                        found[f] = why
+        if found:
+            score = 0.0
+            notes.append("; ".join(w for f in ex.functions for w in found.get(f, []))
+                         + ": this exercise asks you to write it yourself, without "
+                         + ", ".join(f"`{n}`" for n in ex.forbid) + ": 0 points")
+        elif dynamic and score > 0:
+            review = True
+            notes.append("the ban on " + ", ".join(f"`{n}`" for n in ex.forbid) + " could not be checked from "
+                         "the source, which uses " + ", ".join(dynamic[:6]) + ": check this exercise by hand")
     status = "timeout" if timed_out else ("full" if score == ex.max_score else "partial" if score else "zero")
     return {"label": ex.label, "title": ex.title, "score": score, "max_score": ex.max_score,
-            "status": status, "time_limit": limit, "note": note, "manual": ex.manual, "tests": results}
+            "status": status, "time_limit": limit, "note": "; ".join(notes) or None, "review": review,
+            "manual": ex.manual, "tests": results}
+
+
+def _positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return value
 
 
 def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeout: float = 120.0,
-          sandbox: bool = True, tests_dir: Path = TESTS_DIR) -> dict:
-    """Grade the notebook at ``path``; return the report (see the instructor guide for its shape)."""
+          notebook_timeout: float = 900.0, sandbox: bool = True, limits: Limits | None = None,
+          tests_dir: Path = TESTS_DIR) -> dict:
+    """Grade the notebook at ``path``; return the report (documented in the instructor guide).
+
+    Args:
+        path: the submitted ``.ipynb`` (a regular file; a symbolic link is refused).
+        chapter: the chapter's name; default: from the notebook's metadata, its
+            exercise labels, else its file name.
+        timeout: seconds for all the tests of one exercise (unless the exercise sets its own).
+        cell_timeout: seconds for one code cell while the notebook runs.
+        notebook_timeout: seconds for the whole submission: every cell, every
+            restart of the worker after a crash, every test.
+        sandbox: run the student's code in the bubblewrap sandbox (default). Where
+            none can be made, :class:`NoSandbox` is raised; ``False`` runs it as a
+            plain process, for trusted code only.
+        limits: resource limits of the worker (:class:`Limits`; the defaults suit every chapter).
+        tests_dir: the folder of hidden tests.
+
+    Raises:
+        GradingError: the submission cannot be graded (one-line reason); NoSandbox
+            (a GradingError) when no sandbox is available and ``sandbox`` is true.
+
+    Safe to call from several threads or processes at once.
+    """
+    timeout = _positive("timeout", timeout)
+    cell_timeout = _positive("cell_timeout", cell_timeout)
+    notebook_timeout = _positive("notebook_timeout", notebook_timeout)
+    limits = Limits() if limits is None else limits
+    if not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a coursework.grader.Limits, got {type(limits).__name__}")
     path = Path(path)
-    if not timeout > 0 or not cell_timeout > 0:
-        raise ValueError(f"timeouts must be positive, got timeout={timeout!r}, cell_timeout={cell_timeout!r}")
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as exc:  # noqa: BLE001 - not JSON, not a notebook, unreadable
-        raise GradingError(f"cannot read the notebook {path}: {exc}") from None
+    started = time.monotonic()
+    nb = read_submission(path)
     chapters = load_chapters(tests_dir)
     spec = find_chapter(nb, path, chapters, chapter)
+    hidden = Path(tests_dir).resolve()
+    description = "none (--no-sandbox)"
+    if sandbox:
+        try:
+            description = sandbox_check()
+        except SandboxUnavailable as exc:
+            raise NoSandbox(f"no sandbox for untrusted code: {exc}; install bubblewrap (Debian/Ubuntu: "
+                            "apt-get install bubblewrap) or pass --no-sandbox to run it unprotected") from None
+        inside = _exposed(hidden)
+        if inside:
+            raise GradingError(f"the hidden tests folder {hidden} would be readable in the sandbox (through "
+                               f"{inside}): keep it outside the Python installation and the package")
     cells = _code_cells(nb)
-    scratch = Path(tempfile.mkdtemp(prefix="coursework-grade-"))
-    sub = Submission(cells, scratch, cell_timeout, sandbox, Path(tests_dir).resolve())
+    opts = Options(sandbox=bool(sandbox), limits=limits, cell_timeout=cell_timeout,
+                   deadline=started + notebook_timeout, notebook_timeout=notebook_timeout, hidden=hidden)
+    sub = Submission(cells, opts)
+    exercises = []
+    landlock = ""
     try:
-        sub.execute()
-        sandbox_used = sub.worker.sandbox if sub.worker is not None else "none"
-        exercises = [_grade_exercise(sub, ex, timeout) for ex in spec.exercises.values()]
+        try:
+            sub.execute()
+        except NotebookTimeout:
+            for c in cells:
+                if c.status == "not run":
+                    c.error = f"not run: the notebook's time limit of {notebook_timeout:g} s was used up"
+        if sub.worker is not None:
+            landlock = sub.worker.landlock
+        source = _Source(cells) if any(ex.forbid for ex in spec.exercises.values()) else None
+        for ex in spec.exercises.values():
+            exercises.append(_grade_exercise(sub, ex, timeout, source))
+            if sub.worker is not None and sub.worker.landlock:
+                landlock = sub.worker.landlock
     finally:
         sub.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+    if sandbox and landlock:
+        description += f" + {landlock}"
     return {
         "submission": str(path),
         "chapter": spec.name,
         "score": sum(e["score"] for e in exercises),
         "max_score": sum(e["max_score"] for e in exercises),
-        "sandbox": sandbox_used,
+        "sandbox": description,
+        "limits": {"timeout": timeout, "cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout,
+                   "memory": limits.memory, "processes": limits.processes, "file_size": limits.file_size,
+                   "disk": limits.disk, "output": limits.output},
         "exercises": exercises,
         "manual": [{"label": e["label"], "what": e["manual"]} for e in exercises if e["manual"]],
         "cells": [{"cell": c.index, "status": c.status, "error": c.error} for c in cells],
+        "workers_started": sub.workers_started,
     }
 
 
+def sandbox_check() -> str:
+    return sandbox.check()
+
+
+def _exposed(path: Path) -> str | None:
+    return sandbox.exposed(path)
+
+
+# --- the text report -------------------------------------------------------------------
+
+_FENCE = "             | "
+_WIDTH = 100
+
+
+def _fenced(text: str) -> list[str]:
+    """Student-influenced text as lines that all start with the fence (ASCII, no control characters)."""
+    import textwrap
+
+    text = clean_text(text, 1200, ascii_only=True)
+    return [_FENCE + line for line in textwrap.wrap(text, _WIDTH - len(_FENCE)) or [""]]
+
+
 def format_report(report: dict) -> str:
-    """The report as a short text table."""
+    """The report as a short text table.
+
+    Text that the student's code can influence (test messages, cell errors, the
+    submission's file name) is escaped to printable ASCII and shown only on lines
+    that start with ``|``, so it cannot draw or hide a line of the table.
+    """
     def pts(x):
         return f"{x:g}"
 
-    lines = [f"{report['submission']}: chapter {report['chapter']} (sandbox: {report['sandbox']})"]
+    lines = [f"chapter {report['chapter']} (sandbox: {report['sandbox']})", "  submission:"]
+    lines += _fenced(report["submission"])
     for e in report["exercises"]:
         lines.append(f"  {e['label']:<8} {e['title'][:44]:<44} {pts(e['score']):>4} / {pts(e['max_score'])}")
         for t in e["tests"]:
             if not t["passed"]:
-                lines.append(f"           - {t['name']}: {t['message']}"[:300])
+                lines.append(f"           - {t['name'][:80]}:")
+                lines += _fenced(t["message"])
         if e["note"]:
-            lines.append(f"           ! {e['note']}")
-    lines.append(f"  total {pts(report['score'])} / {pts(report['max_score'])} (automatic)")
-    for m in report["manual"]:
-        lines.append(f"  to grade by hand: {m['label']}: {m['what']}")
+            lines.append("           ! " + ("to check by hand:" if e.get("review") else "0 points:"))
+            lines += _fenced(e["note"])
     failed = [c for c in report["cells"] if c["status"] != "ok"]
     if failed:
-        lines.append(f"  cells that did not run cleanly: " + ", ".join(
-            f"{c['cell']} ({c['status']}: {(c['error'] or '')[:60]})" for c in failed[:8]))
+        lines.append("  cells that did not run cleanly:")
+        for c in failed[:12]:
+            lines.append(f"    cell {c['cell']} ({c['status']}):")
+            lines += _fenced(c["error"] or "")
+        if len(failed) > 12:
+            lines.append(f"    ... and {len(failed) - 12} more")
+    for m in report["manual"]:
+        lines.append(f"  to grade by hand: {m['label']}: {m['what']}")
+    lines.append(f"  total {pts(report['score'])} / {pts(report['max_score'])} (automatic)")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ import torch
 
 from coursework import _worker
 from coursework.grader import Cell, _forbidden_uses, grade, load_chapters
+from coursework.protocol import Other, decode_value
 from coursework.notebook import BEGIN, END, FormatError, parse_exercises, strip_solution, student_notebook
 from coursework.spec import Chapter
 
@@ -207,20 +208,20 @@ class TestCodec:
         torch.tensor([True, False]), torch.tensor(2.5),
     ])
     def test_tensors_round_trip_exactly(self, value):
-        back = _worker.decode(json.loads(json.dumps(_worker.encode(value))))
+        back = decode_value(json.loads(json.dumps(_worker.encode(value))))
         assert back.dtype == value.dtype and back.shape == value.shape
         assert torch.equal(torch.nan_to_num(back), torch.nan_to_num(value))
         assert torch.equal(back.isnan(), value.isnan())
 
     def test_containers_numbers_and_placeholders_round_trip(self):
         value = {(2, 0.0): (3, 1), "x": [1, 2.5, None, True, "s"], 7: ..., "big": 2**70, "nan": float("nan")}
-        back = _worker.decode(json.loads(json.dumps(_worker.encode(value))))
+        back = decode_value(json.loads(json.dumps(_worker.encode(value))))
         assert back[(2, 0.0)] == (3, 1) and back["x"] == [1, 2.5, None, True, "s"]
         assert back[7] is Ellipsis and back["big"] == 2**70 and math.isnan(back["nan"])
 
     def test_other_objects_arrive_as_unequal_placeholders(self):
-        back = _worker.decode(_worker.encode(object()))
-        assert isinstance(back, _worker.Other) and back != back and "object" in repr(back)
+        back = decode_value(_worker.encode(object()))
+        assert isinstance(back, Other) and back != back and "object" in repr(back)
 
 
 def test_points_must_be_positive():
@@ -310,7 +311,11 @@ def test_a_wrong_implementation_loses_exactly_its_points(name, tmp_path):
 
 
 class TestForbiddenUses:
-    """Re-using the package function an exercise asks to write scores 0 (checked on the source, in the grader)."""
+    """Re-using the package function an exercise asks to write scores 0 (checked on the source, in the grader).
+
+    The grader also asks the worker what the function is at run time; tests/test_sandbox.py
+    grades the dynamic tricks (globals(), exec) that only that check can see.
+    """
 
     CELLS = [Cell(0, "from regcourse.dropout import apply_dropout_mask\n%matplotlib inline"),
              Cell(1, "def ex_inverted_dropout(h, mask, p):\n    return apply_dropout_mask(h, mask, p)"),
@@ -318,11 +323,35 @@ class TestForbiddenUses:
 
     def test_a_call_by_name_or_attribute_is_found(self):
         found = _forbidden_uses(self.CELLS, ["ex_inverted_dropout", "ex_other"], ["apply_dropout_mask", "dropout"])
-        assert found == {"ex_inverted_dropout": ["apply_dropout_mask"], "ex_other": ["dropout"]}
+        assert found == {"ex_inverted_dropout": ["`ex_inverted_dropout` uses `apply_dropout_mask`"],
+                         "ex_other": ["`ex_other` uses `dropout`"]}
 
-    def test_the_last_definition_counts(self):
-        cells = self.CELLS + [Cell(3, "def ex_inverted_dropout(h, mask, p):\n    return h * mask / (1 - p)")]
+    def test_every_binding_counts_not_only_the_last_def(self):
+        """A later clean def does not wash out an earlier one: it may never run (an error before it, `if 0:`)."""
+        cells = self.CELLS + [Cell(3, "if 0:\n    def ex_inverted_dropout(h, mask, p):\n        return h * mask / (1 - p)")]
+        found = _forbidden_uses(cells, ["ex_inverted_dropout"], ["apply_dropout_mask"])
+        assert list(found) == ["ex_inverted_dropout"]
+
+    def test_a_clean_definition_passes(self):
+        cells = [self.CELLS[0], Cell(1, "def ex_inverted_dropout(h, mask, p):\n    dropout = mask / (1 - p)\n"
+                                        "    return h * dropout")]
         assert _forbidden_uses(cells, ["ex_inverted_dropout"], ["apply_dropout_mask"]) == {}
+
+    @pytest.mark.parametrize("code", [
+        "from regcourse.dropout import apply_dropout_mask as ex_inverted_dropout",
+        "import regcourse.dropout\nex_inverted_dropout = regcourse.dropout.apply_dropout_mask",
+        "from regcourse.dropout import apply_dropout_mask\nex_inverted_dropout = apply_dropout_mask",
+        "f = apply_dropout_mask\ng = f\ndef ex_inverted_dropout(h, mask, p):\n    return g(h, mask, p)",
+        "ex_inverted_dropout = lambda h, mask, p: apply_dropout_mask(h, mask, p)",
+        "exec('ex_inverted_dropout = apply_dropout_mask')",
+        "globals()['ex_inverted_dropout'] = globals()['apply_dropout_mask']",
+        "%time ex_inverted_dropout = apply_dropout_mask",
+        "def ex_inverted_dropout(h, mask, p):\n    from regcourse.dropout import apply_dropout_mask as a\n"
+        "    return a(h, mask, p)",
+    ])
+    def test_every_way_of_binding_the_name_is_found(self, code):
+        found = _forbidden_uses([Cell(0, code)], ["ex_inverted_dropout"], ["apply_dropout_mask"])
+        assert list(found) == ["ex_inverted_dropout"], code
 
 
 # --- failure cases on a synthetic chapter ---------------------------------------------------------
@@ -463,9 +492,8 @@ def test_loops_exits_and_crashes_cost_only_their_own_points(toy, tmp_path):
     assert ex["toy-late"]["score"] == 1
     cells = [c["status"] for c in report["cells"]]
     assert cells == ["ok", "ok", "ok", "timeout", "crashed", "ok", "error", "ok", "ok"]
-    if _worker.landlock_abi() == 0:
-        pytest.skip("this kernel has no Landlock: reading the hidden tests by path cannot be blocked")
-    assert report["sandbox"].startswith("landlock") and "readable" not in report["sandbox"]
+    assert report["sandbox"].startswith("bubblewrap")
+    assert ("landlock" in report["sandbox"]) == (_worker.landlock_abi() > 0)
     assert ex["toy-snoop"]["score"] == 1, ex["toy-snoop"]["tests"][0]["message"]
 
 
@@ -479,17 +507,19 @@ def test_the_snooping_cell_does_find_the_tests_without_the_sandbox(toy, tmp_path
                            str(toy), "--json", str(tmp_path / "report.json")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    assert set(report) >= {"submission", "chapter", "score", "max_score", "sandbox", "exercises", "manual", "cells"}
+    assert set(report) >= {"submission", "chapter", "score", "max_score", "sandbox", "limits", "exercises", "manual",
+                           "cells", "workers_started"}
     ex = {e["label"]: e for e in report["exercises"]}
-    assert report["chapter"] == "toy" and report["sandbox"] == "none"
+    assert report["chapter"] == "toy" and report["sandbox"] == "none (--no-sandbox)"
     assert ex["toy-late"]["score"] == 1 and ex["toy-snoop"]["score"] == 0
     assert "LEAKED" in ex["toy-snoop"]["tests"][0]["message"]
     assert "total" in proc.stdout and "toy-snoop" in proc.stdout
 
 
 def test_hidden_tests_are_not_importable_by_the_worker_python():
-    """The worker runs `python -I` from a scratch folder: the repository is not on its path."""
-    proc = subprocess.run([sys.executable, "-I", "-c", "import coursework"], cwd="/", capture_output=True, text=True)
+    """Even without the sandbox, the worker (`python -s -P`, from a scratch folder) cannot import the tests."""
+    proc = subprocess.run([sys.executable, "-s", "-P", "-c", "import coursework"], cwd="/", capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr
 
 
