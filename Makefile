@@ -115,7 +115,8 @@ bench: install
 student: install
 	$(BIN)/python -m coursework student --out student $(NOTEBOOKS)
 
-# Grade one submission with the hidden tests: make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json]
+# Grade one submission with the hidden tests, in the bubblewrap sandbox (apt-get install bubblewrap):
+# make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json] [NO_SANDBOX=1 for trusted code only]
 grade: install
-	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json]"; exit 2; }
-	$(BIN)/python -m coursework grade "$(SUBMISSION)" $(if $(JSON),--json "$(JSON)")
+	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json] [NO_SANDBOX=1]"; exit 2; }
+	$(BIN)/python -m coursework grade "$(SUBMISSION)" $(if $(JSON),--json "$(JSON)") $(if $(NO_SANDBOX),--no-sandbox)

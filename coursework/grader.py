@@ -781,6 +781,8 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None)
         except NotebookTimeout:
             timed_out = True
             entry["message"] = not_run_message()
+        except GradingError:
+            raise   # the grader itself cannot go on (a worker that does not start): not the student's failure
         except StudentTimeout:
             timed_out = True
             entry["message"] = (not_run_message() if time.monotonic() >= sub.opts.deadline
