@@ -26,8 +26,10 @@ grader refuses to run the submission unless told ``sandbox=False``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +105,18 @@ def _tools() -> dict[str, str]:
     return found
 
 
+@functools.lru_cache(maxsize=8)
+def _version(bwrap: str) -> tuple[int, ...]:
+    """bubblewrap's version as numbers, e.g. (0, 8, 0); () if it does not say."""
+    try:
+        text = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL, check=False).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SandboxUnavailable(f"bubblewrap does not run: {exc}") from None
+    found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(g or 0) for g in found.groups()) if found else ()
+
+
 def check() -> str:
     """The sandbox's description (e.g. ``"bubblewrap 0.8.0"``) if one can be made here; else SandboxUnavailable.
 
@@ -114,11 +128,7 @@ def check() -> str:
     with _check_lock:
         if key in _checked:
             return _checked[key]
-        try:
-            version = subprocess.run([tools["bwrap"], "--version"], capture_output=True, text=True,
-                                     timeout=30, stdin=subprocess.DEVNULL).stdout.strip()
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise SandboxUnavailable(f"bubblewrap does not run: {exc}") from None
+        version = _version(tools["bwrap"])
         proc = start([sys.executable, "-S", "-c", "pass"], env={}, pass_fds=(), stdout=subprocess.PIPE,
                      limits=Limits(), tools=tools)
         try:
@@ -132,8 +142,11 @@ def check() -> str:
             lines = [ln.strip() for ln in out.decode("utf-8", "replace").splitlines() if ln.strip()]
             reason = lines[-1][:300] if lines else f"exit status {proc.popen.returncode}"
             raise SandboxUnavailable(f"bubblewrap cannot make a sandbox here: {reason}")
-        _checked[key] = version or "bubblewrap"
-        return _checked[key]
+        description = "bubblewrap " + ".".join(map(str, version)) if version else "bubblewrap"
+        if version and version < (0, 7):
+            description += " (too old to limit the scratch folder's size: 0.7 or later does)"
+        _checked[key] = description
+        return description
 
 
 # --- what the sandbox contains ------------------------------------------------------------------
@@ -262,15 +275,17 @@ def start(argv: list[str], *, env: dict[str, str], pass_fds, stdout, limits: Lim
                 os.mkdir(entry, 0o755)
             else:
                 os.close(os.open(entry, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644))
-    args = [tools["bwrap"], "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-            "--new-session", "--cap-drop", "ALL", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
-            "--hostname", "sandbox"]
+    version = _version(tools["bwrap"])
+    args = [tools["bwrap"], "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+            "--cap-drop", "ALL", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID), "--hostname", "sandbox"]
+    if version >= (0, 8):   # no user namespaces inside (less kernel to attack); older bwrap lacks the option
+        args.append("--disable-userns")
+    size = ["--size", str(limits.disk)] if version >= (0, 7) else []
     for i, (source, dest) in enumerate(binds):
         args += ["--ro-bind", os.path.join(staging, str(i)) if root else source, dest]
     for target, dest in links:
         args += ["--symlink", target, dest]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(limits.disk), "--tmpfs", SCRATCH, "--size", str(limits.disk), "--tmpfs", "/dev/shm"]
+    args += ["--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", SCRATCH, *size, "--tmpfs", "/dev/shm"]
     made = {SCRATCH}
     for dest, fd in (files or {}).items():
         parent = os.path.dirname(dest)
