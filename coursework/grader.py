@@ -281,9 +281,11 @@ class Worker:
                 argv = [sys.executable, "-s", "-P", str(sandbox.WORKER), json.dumps(config)]
                 self.proc = sandbox.start_unsandboxed(argv, env=_worker_env(self._scratch), pass_fds=ends[:3],
                                                       stdout=out_w, cwd=self._scratch)
-        except BaseException:
+        except BaseException as exc:
             for fd in ends + [self._req, self._rep, self._ctl, self._out]:
                 os.close(fd)
+            if isinstance(exc, SandboxUnavailable):
+                raise NoSandbox(f"no sandbox for untrusted code: {exc}") from None
             raise
         finally:
             if font_fd is not None:
@@ -355,7 +357,7 @@ class Worker:
                     self.alive = False
                     raise WorkerDied("the worker exited")
                 continue
-            while True:
+            for _ in range(16):   # then back to the deadline check, however fast the worker writes
                 try:
                     chunk = os.read(self._rep, 1 << 20)
                 except BlockingIOError:

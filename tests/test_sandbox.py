@@ -448,16 +448,24 @@ def _tree(folder: Path, recursive: bool = True) -> dict[str, tuple]:
 
 
 def _snapshot(ctx: dict) -> dict:
+    """What an escaped attack would change. Robust to other work in a shared tree: the package
+    files are searched for this run's marker rather than compared by time (the grader itself
+    writes bytecode caches, and other people may be editing the package)."""
     import site
 
+    import numpy
     import regcourse
 
+    def digest(p):
+        return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+    package = [p for p in Path(regcourse.__file__).parent.rglob("*.py") if RUN in p.read_text(errors="replace")]
     return {
-        "site-packages": {sp: _tree(Path(sp), recursive=False) for sp in site.getsitepackages()},
-        "regcourse": _tree(Path(regcourse.__file__).parent),
-        "hidden tests": {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in _tree(Path(ctx["tests_dir"]))},
-        "repo tests": {p: hashlib.sha256(Path(p).read_bytes()).hexdigest()
-                       for p in _tree(ROOT / "coursework" / "tests") if p.endswith(".py")},
+        "site-packages .pth files": {str(p): digest(p) for sp in site.getsitepackages() for p in Path(sp).glob("*.pth")},
+        "package files with the marker": package,
+        "numpy": digest(numpy.__file__),
+        "hidden tests": {p: digest(p) for p in _tree(Path(ctx["tests_dir"]))},
+        "repo tests": {p: digest(p) for p in _tree(ROOT / "coursework" / "tests") if p.endswith(".py")},
         "canary": Path(ctx["canary"]).read_text(),
         "staging": sorted(p for p in os.listdir(os.path.realpath("/tmp")) if p.startswith(f"coursework-{os.getpid()}-")),
         "host /tmp markers": sorted(p for p in os.listdir("/tmp") if RUN in p),
