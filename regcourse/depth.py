@@ -34,8 +34,6 @@ __all__ = [
     "DropPath",
     "ResidualBlock",
     "linear_decay_survival",
-    "ResidualMLP",
-    "build_residual_mlp",
 ]
 
 MODES = ("train_scale", "test_scale")
@@ -309,96 +307,11 @@ def linear_decay_survival(num_blocks: int, survival_last: float = 0.5) -> torch.
     return 1.0 - depth / num_blocks * (1.0 - survival_last)
 
 
-class ResidualMLP(nn.Module):
-    """A residual MLP for 8 × 8 digits built from :class:`ResidualBlock`\\ s with stochastic depth.
+def __getattr__(name: str):
+    # The residual MLP lives with the other models (regcourse.models); these names stay
+    # importable from here, where the chapter "DropConnect and stochastic depth" finds them.
+    if name in ("ResidualMLP", "build_residual_mlp"):
+        from . import models
 
-    Flatten → Linear(in_features, width) → ``num_blocks`` residual blocks →
-    activation → Linear(width, num_classes). Each block's branch is the
-    pre-activation unit ``activation → Linear → activation → Linear``; block ``l``
-    is skipped with probability ``1 - p_l``, where ``p_l`` comes from
-    :func:`linear_decay_survival` (``survival_last = 1`` means no stochastic depth).
-
-    Args:
-        in_features (int): input size after flattening. Default: ``64``.
-        width (int): width of the residual stream and of every branch. Default: ``64``.
-        num_blocks (int): number of residual blocks. Default: ``4``.
-        num_classes (int): output size. Default: ``10``.
-        survival_last (float): survival probability of the last block, in ``(0, 1]``. Default: ``1.0``.
-        mode (str): ``"train_scale"`` or ``"test_scale"``. Default: ``"train_scale"``.
-        activation (str): ``"relu"``, or ``"identity"`` for a linear network. Default: ``"relu"``.
-        generator (torch.Generator, optional): source of randomness of the blocks.
-            Default: ``None``.
-
-    Shape:
-        Input: ``(N, *)`` with ``in_features`` elements per example. Output: ``(N, num_classes)``.
-
-    Used in: chapter "DropConnect and stochastic depth".
-    """
-
-    def __init__(
-        self,
-        in_features: int = 64,
-        width: int = 64,
-        num_blocks: int = 4,
-        num_classes: int = 10,
-        survival_last: float = 1.0,
-        mode: str = "train_scale",
-        activation: str = "relu",
-        generator: torch.Generator | None = None,
-    ):
-        super().__init__()
-        in_features = check_scalar(in_features, "in_features", kind="int", low=1)
-        width = check_scalar(width, "width", kind="int", low=1)
-        num_classes = check_scalar(num_classes, "num_classes", kind="int", low=1)
-        survival = linear_decay_survival(num_blocks, survival_last)
-        mode = _check_mode(mode)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
-            )
-        act = _ACTIVATIONS[activation]
-        self.stem = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width))
-        self.blocks = nn.ModuleList(
-            ResidualBlock(
-                nn.Sequential(act(), nn.Linear(width, width), act(), nn.Linear(width, width)),
-                p=1.0 - float(s),
-                mode=mode,
-                generator=generator,
-            )
-            for s in survival
-        )
-        self.head = nn.Sequential(act(), nn.Linear(width, num_classes))
-
-    @property
-    def survival(self) -> torch.Tensor:
-        """The blocks' survival probabilities (float64), first block first."""
-        return torch.tensor([b.survival for b in self.blocks], dtype=torch.float64)
-
-    def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of ``x``; ``masks`` (``(num_blocks, N)``, 0/1), if given, fixes every
-        block's keep decisions and computes the training-mode output with them."""
-        h = self.stem(x)
-        if masks is not None:
-            check_tensor(masks, "masks", ndim=2, floating=False)
-            if masks.shape != (len(self.blocks), h.shape[0]):
-                raise ValueError(
-                    f"masks must have shape (num_blocks, N) = {(len(self.blocks), h.shape[0])}, "
-                    f"got {tuple(masks.shape)}"
-                )
-        for i, block in enumerate(self.blocks):
-            h = block(h, None if masks is None else masks[i])
-        return self.head(h)
-
-
-def build_residual_mlp(
-    *, seed: int = 0, dtype: torch.dtype = torch.float32, **kwargs
-) -> ResidualMLP:
-    """A :class:`ResidualMLP` with weights initialised from ``seed`` (torch's global
-    generator is left as it was), converted to ``dtype``."""
-    seed = check_scalar(seed, "seed", kind="int", low=0)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ResidualMLP(**kwargs)
-    return model.to(dtype)
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """Small networks for the chapters' experiments.
 
-- For scikit-learn's 8 × 8 digits: :class:`MLP` and :class:`SmallCNN`.
+- For scikit-learn's 8 × 8 digits: :class:`MLP`, :class:`SmallCNN`, and the
+  :class:`ResidualMLP` whose blocks use stochastic depth (:mod:`regcourse.depth`).
 - For MNIST-1D (inputs of length 40): the benchmark's three baselines,
   :class:`LogisticRegression`, the :class:`MLP` 40 → 100 → 100 → 10 and the 1-D
   :class:`CNN1d`, built with the published sizes by :func:`mnist1d_model`.
@@ -17,7 +18,9 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_scalar
+from ._checks import check_bool, check_scalar, check_tensor
+from ._random import seeded
+from .depth import _ACTIVATIONS, ResidualBlock, _check_mode, linear_decay_survival
 
 __all__ = [
     "NORMS",
@@ -26,7 +29,9 @@ __all__ = [
     "MLP",
     "SmallCNN",
     "CNN1d",
+    "ResidualMLP",
     "build_model",
+    "build_residual_mlp",
     "mnist1d_model",
 ]
 
@@ -388,6 +393,110 @@ class CNN1d(nn.Sequential):
         super().__init__(*layers)
 
 
+class ResidualMLP(nn.Module):
+    """A residual MLP for 8 × 8 digits built from :class:`ResidualBlock`\\ s with stochastic depth.
+
+    Flatten → Linear(in_features, width) → ``num_blocks`` residual blocks →
+    activation → Linear(width, num_classes). Each block's branch is the
+    pre-activation unit ``activation → Linear → activation → Linear``; block ``l``
+    is skipped with probability ``1 - p_l``, where ``p_l`` comes from
+    :func:`linear_decay_survival` (``survival_last = 1`` means no stochastic depth).
+
+    Args:
+        in_features (int): input size after flattening. Default: ``64``.
+        width (int): width of the residual stream and of every branch. Default: ``64``.
+        num_blocks (int): number of residual blocks. Default: ``4``.
+        num_classes (int): output size. Default: ``10``.
+        survival_last (float): survival probability of the last block, in ``(0, 1]``. Default: ``1.0``.
+        mode (str): ``"train_scale"`` or ``"test_scale"``. Default: ``"train_scale"``.
+        activation (str): ``"relu"``, or ``"identity"`` for a linear network. Default: ``"relu"``.
+        generator (torch.Generator, optional): source of randomness of the blocks.
+            Default: ``None``.
+
+    Shape:
+        Input: ``(N, *)`` with ``in_features`` elements per example. Output: ``(N, num_classes)``.
+
+    Used in: chapter "DropConnect and stochastic depth".
+    """
+
+    def __init__(
+        self,
+        in_features: int = 64,
+        width: int = 64,
+        num_blocks: int = 4,
+        num_classes: int = 10,
+        survival_last: float = 1.0,
+        mode: str = "train_scale",
+        activation: str = "relu",
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        in_features = check_scalar(in_features, "in_features", kind="int", low=1)
+        width = check_scalar(width, "width", kind="int", low=1)
+        num_classes = check_scalar(num_classes, "num_classes", kind="int", low=1)
+        survival = linear_decay_survival(num_blocks, survival_last)
+        mode = _check_mode(mode)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+            )
+        act = _ACTIVATIONS[activation]
+        self.stem = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width))
+        self.blocks = nn.ModuleList(
+            ResidualBlock(
+                nn.Sequential(act(), nn.Linear(width, width), act(), nn.Linear(width, width)),
+                p=1.0 - float(s),
+                mode=mode,
+                generator=generator,
+            )
+            for s in survival
+        )
+        self.head = nn.Sequential(act(), nn.Linear(width, num_classes))
+
+    @property
+    def survival(self) -> torch.Tensor:
+        """The blocks' survival probabilities (float64), first block first."""
+        return torch.tensor([b.survival for b in self.blocks], dtype=torch.float64)
+
+    def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of ``x``; ``masks`` (``(num_blocks, N)``, 0/1), if given, fixes every
+        block's keep decisions and computes the training-mode output with them."""
+        h = self.stem(x)
+        if masks is not None:
+            check_tensor(masks, "masks", ndim=2, floating=False)
+            if masks.shape != (len(self.blocks), h.shape[0]):
+                raise ValueError(
+                    f"masks must have shape (num_blocks, N) = {(len(self.blocks), h.shape[0])}, "
+                    f"got {tuple(masks.shape)}"
+                )
+        for i, block in enumerate(self.blocks):
+            h = block(h, None if masks is None else masks[i])
+        return self.head(h)
+
+
+def build_residual_mlp(*, seed: int = 0, dtype: torch.dtype = torch.float32, **kwargs) -> ResidualMLP:
+    """A :class:`ResidualMLP` with weights initialised from ``seed``, converted to ``dtype``.
+
+    Torch's global generator is left as it was.
+
+    Args:
+        seed (int, keyword only): seed of the initial weights. Default: ``0``.
+        dtype (torch.dtype, keyword only): floating dtype of the parameters. Default: ``torch.float32``.
+        **kwargs: passed to :class:`ResidualMLP`.
+
+    Returns:
+        ResidualMLP: the model, in training mode.
+
+    Used in: chapter "DropConnect and stochastic depth".
+    """
+    seed = check_scalar(seed, "seed", kind="int", low=0)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    with seeded(seed):
+        model = ResidualMLP(**kwargs)
+    return model.to(dtype)
+
+
 _BUILDERS = {"mlp": MLP, "cnn": SmallCNN, "logistic": LogisticRegression, "cnn1d": CNN1d}
 
 
@@ -414,8 +523,7 @@ def build_model(kind: str = "mlp", *, seed: int = 0, **kwargs) -> nn.Module:
     if not isinstance(kind, str) or kind not in _BUILDERS:
         raise ValueError(f"kind must be one of {sorted(_BUILDERS)}, got {kind!r}")
     seed = check_scalar(seed, "seed", kind="int", low=0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return _BUILDERS[kind](**kwargs)
 
 

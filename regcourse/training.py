@@ -17,7 +17,6 @@ accuracy).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_bool, check_generator, check_scalar, check_tensor
+from ._random import seeded
 
 __all__ = [
     "History",
@@ -39,15 +39,6 @@ __all__ = [
     "train",
     "seeded",
 ]
-
-
-@contextlib.contextmanager
-def seeded(seed: int):
-    """Run a block with torch's global generator seeded to ``seed``, then restore it."""
-    seed = check_scalar(seed, "seed", kind="int", low=0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 @dataclass
