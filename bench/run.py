@@ -69,7 +69,8 @@ WHY_SLOW = {
     "dropout": "The same arithmetic as torch's CPU F.dropout: a float mask drawn with "
     "bernoulli_ (~85 % of the time on both sides), scaled by 1/(1 - p) and multiplied with x; "
     "the backward multiplies by the saved mask. Ours adds "
-    + _CHECK.format(what="x", cost="~0.7 ms") + " and scales the mask out of place "
+    + _CHECK.format(what="x", cost="~0.7 ms")
+    + " and scales the mask out of place "
     "(mask / (1 - p): one more 16 MB tensor) where torch divides it in place: a few ms on "
     "~70 ms, so a ratio above 1.2 here is mostly load from other processes.",
     "smoothing": "Ours (regcourse.smoothing.smoothed_cross_entropy) computes (1 - eps)·nll "
@@ -93,7 +94,8 @@ WHY_SLOW = {
     "ours is faster.",
     "augment": "Ours does the reference's tensor work (Mixup: lam·x + (1 - lam)·x[index]; "
     "CutMix: clone and paste one box; labels: one_hot and a blend) plus fixed costs the "
-    "reference skips: " + _CHECK.format(what="the image batch", cost="~0.5 ms on 256x3x64x64")
+    "reference skips: "
+    + _CHECK.format(what="the image batch", cost="~0.5 ms on 256x3x64x64")
     + ", range checks of y and of the box, and λ drawn by regcourse.augment.sample_beta (two "
     "gamma variates, ~0.16 ms, vs ~0.05 ms for torch.distributions.Beta). They weigh most on "
     "CutMix, whose own work takes only ~2-3 ms.",
@@ -101,15 +103,17 @@ WHY_SLOW = {
     "the new weight without touching its inputs, so it writes two new 4 MB tensors "
     "(grad.add(w, alpha=lam), then w.add(total, alpha=-lr)); torch's single-tensor SGD makes "
     "the first and updates p in place (p.add_), and fused=True does both in one in-place "
-    "kernel with no temporary. Plus " + _CHECK.format(what="each of w and grad", cost="~0.16 "
-    "ms each on 1024x1024") + ".",
+    "kernel with no temporary. Plus "
+    + _CHECK.format(what="each of w and grad", cost="~0.16 ms each on 1024x1024")
+    + ".",
     "adamw": "Functional by design: regcourse.penalties.adamw_step returns new w, m and v "
     "without touching its inputs, so 7 of its 8 elementwise ops (decay w·(1 - lr·lam), lerp, "
     "v·beta2, addcmul, sqrt, divide, add eps in place, addcdiv) write a new 4 MB tensor; "
     "torch's single-tensor AdamW runs the same ops in place (mul_, lerp_, mul_, addcmul_, "
     "addcdiv_) with 2 temporaries for the denominator, and fused=True runs one in-place "
-    "kernel. Plus " + _CHECK.format(what="each of w, grad, m and v", cost="~0.7 ms together "
-    "on 1024x1024") + ".",
+    "kernel. Plus "
+    + _CHECK.format(what="each of w, grad, m and v", cost="~0.7 ms together on 1024x1024")
+    + ".",
 }
 
 
@@ -179,7 +183,7 @@ def time_pair(
     out = {"number": number, "ours": [], "torch": [], "ours_cpu": [], "torch_cpu": []}
     sides = [(ours, out["ours"], out["ours_cpu"]), (theirs, out["torch"], out["torch_cpu"])]
     for r in range(repeats):
-        for fn, wall, cpu in (sides if r % 2 == 0 else sides[::-1]):
+        for fn, wall, cpu in sides if r % 2 == 0 else sides[::-1]:
             one(fn, wall, cpu)
     return out
 
@@ -209,8 +213,11 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "torch_build": summary,
         "torch_parallel_backend": next(
-            (line.split(":", 1)[1].strip() for line in torch.__config__.parallel_info().splitlines()
-             if line.startswith("ATen parallel backend")),
+            (
+                line.split(":", 1)[1].strip()
+                for line in torch.__config__.parallel_info().splitlines()
+                if line.startswith("ATen parallel backend")
+            ),
             "unknown",
         ),
         "load_average_at_start": [round(x, 2) for x in load] if load else None,
@@ -285,8 +292,14 @@ def case_dropout(quick: bool) -> Case:
             _fwd_bwd(lambda t: F.dropout(t, 0.5, training=True), x, gy),
         )
 
-    return Case("dropout fwd+bwd (p=0.5)", "x".join(map(str, shape)), "F.dropout", setup,
-                "regcourse.dropout", why_slow=WHY_SLOW["dropout"])
+    return Case(
+        "dropout fwd+bwd (p=0.5)",
+        "x".join(map(str, shape)),
+        "F.dropout",
+        setup,
+        "regcourse.dropout",
+        why_slow=WHY_SLOW["dropout"],
+    )
 
 
 def case_smoothing(quick: bool) -> Case:
@@ -312,9 +325,14 @@ def case_smoothing(quick: bool) -> Case:
 
         return ours, theirs
 
-    return Case("label-smoothed cross-entropy fwd+bwd (eps=0.1)", f"{n}x{k} logits",
-                "F.cross_entropy(label_smoothing=0.1)", setup, "regcourse.smoothing",
-                why_slow=WHY_SLOW["smoothing"])
+    return Case(
+        "label-smoothed cross-entropy fwd+bwd (eps=0.1)",
+        f"{n}x{k} logits",
+        "F.cross_entropy(label_smoothing=0.1)",
+        setup,
+        "regcourse.smoothing",
+        why_slow=WHY_SLOW["smoothing"],
+    )
 
 
 def case_batchnorm(quick: bool) -> Case:
@@ -330,8 +348,14 @@ def case_batchnorm(quick: bool) -> Case:
         # forward as in training: parameters require grad, so autograd records the graph
         return (lambda: ours_m(x)), (lambda: theirs_m(x))
 
-    return Case("BatchNorm1d training forward", f"{n}x{d}", "nn.BatchNorm1d", setup,
-                "regcourse.normalization", why_slow=WHY_SLOW["batchnorm"])
+    return Case(
+        "BatchNorm1d training forward",
+        f"{n}x{d}",
+        "nn.BatchNorm1d",
+        setup,
+        "regcourse.normalization",
+        why_slow=WHY_SLOW["batchnorm"],
+    )
 
 
 def _timm_drop_path(x, p):
@@ -362,20 +386,31 @@ def _drop_path_cases(quick: bool) -> list[Case]:
                 r = (y / x.detach()).flatten(1)
                 # each example: all 0 (dropped) or all 1/(1-p) (kept and scaled)
                 assert bool(((r == 0).all(1) | (r - 1 / 0.8).abs().lt(1e-5).all(1)).all())
-            return (_fwd_bwd(lambda t: drop_path(t, 0.2, True), x, gy),
-                    _fwd_bwd(lambda t: reference(t, 0.2), x, gy))
+            return (
+                _fwd_bwd(lambda t: drop_path(t, 0.2, True), x, gy),
+                _fwd_bwd(lambda t: reference(t, 0.2), x, gy),
+            )
 
         return run
 
     size = "x".join(map(str, shape))
     return [
-        Case("drop_path fwd+bwd (p=0.2)", size,
-             "inline timm-style x.div(keep).mul(mask) (torch has no built-in)",
-             setup(_timm_drop_path), "regcourse.depth", why_slow=WHY_SLOW["drop_path"]),
-        Case("drop_path fwd+bwd (p=0.2)", size,
-             "inline current-timm x * mask.div_(keep) (torch has no built-in)",
-             setup(_timm_drop_path_scaled_mask), "regcourse.depth",
-             why_slow=WHY_SLOW["drop_path"]),
+        Case(
+            "drop_path fwd+bwd (p=0.2)",
+            size,
+            "inline timm-style x.div(keep).mul(mask) (torch has no built-in)",
+            setup(_timm_drop_path),
+            "regcourse.depth",
+            why_slow=WHY_SLOW["drop_path"],
+        ),
+        Case(
+            "drop_path fwd+bwd (p=0.2)",
+            size,
+            "inline current-timm x * mask.div_(keep) (torch has no built-in)",
+            setup(_timm_drop_path_scaled_mask),
+            "regcourse.depth",
+            why_slow=WHY_SLOW["drop_path"],
+        ),
     ]
 
 
@@ -440,10 +475,22 @@ def _augment_cases(quick: bool) -> list[Case]:
         return (lambda: cutmix(x, y, classes, 1.0, g)), (lambda: _ref_cutmix(x, y, classes, 1.0))
 
     return [
-        Case("Mixup (alpha=0.2), images and labels", size, ref, mixup_setup, "regcourse.augment",
-             why_slow=WHY_SLOW["augment"]),
-        Case("CutMix (alpha=1.0), images and labels", size, ref, cutmix_setup, "regcourse.augment",
-             why_slow=WHY_SLOW["augment"]),
+        Case(
+            "Mixup (alpha=0.2), images and labels",
+            size,
+            ref,
+            mixup_setup,
+            "regcourse.augment",
+            why_slow=WHY_SLOW["augment"],
+        ),
+        Case(
+            "CutMix (alpha=1.0), images and labels",
+            size,
+            ref,
+            cutmix_setup,
+            "regcourse.augment",
+            why_slow=WHY_SLOW["augment"],
+        ),
     ]
 
 
@@ -460,8 +507,9 @@ def _optim_cases(quick: bool) -> list[Case]:
             w0, grad = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
             p = nn.Parameter(w0.clone())
             p.grad = grad.clone()
-            opt = torch.optim.SGD([p], lr=lr, weight_decay=lam,
-                                  **({"fused": True} if fused else {}))
+            opt = torch.optim.SGD(
+                [p], lr=lr, weight_decay=lam, **({"fused": True} if fused else {})
+            )
             want = sgd_step(w0, grad, lr, lam, "l2").weight
             opt.step()
             torch.testing.assert_close(p.detach(), want)
@@ -477,8 +525,9 @@ def _optim_cases(quick: bool) -> list[Case]:
             w0, grad = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
             p = nn.Parameter(w0.clone())
             p.grad = grad.clone()
-            opt = torch.optim.AdamW([p], lr=1e-3, weight_decay=lam,
-                                    **({"fused": True} if fused else {}))
+            opt = torch.optim.AdamW(
+                [p], lr=1e-3, weight_decay=lam, **({"fused": True} if fused else {})
+            )
             state = adam_init(w0)
             want = adamw_step(w0, grad, state, 1e-3, lam).weight
             opt.step()
@@ -495,23 +544,47 @@ def _optim_cases(quick: bool) -> list[Case]:
             from torch.optim.optimizer import _default_to_fused_or_foreach
 
             p = nn.Parameter(torch.zeros(2))
-            fused, foreach = _default_to_fused_or_foreach([p], differentiable=False,
-                                                          use_fused=False)
+            fused, foreach = _default_to_fused_or_foreach(
+                [p], differentiable=False, use_fused=False
+            )
         except (ImportError, TypeError):  # a private helper: name or signature may change
             return "torch's default implementation"
         return "foreach" if foreach else ("fused" if fused else "single-tensor for-loop")
 
     default_impl = cfg()
     return [
-        Case("SGD step, L2 weight decay", size,
-             f"torch.optim.SGD(weight_decay=) default ({default_impl})", sgd_setup(False),
-             "regcourse.penalties", why_slow=WHY_SLOW["sgd"]),
-        Case("SGD step, L2 weight decay", size, "torch.optim.SGD(weight_decay=, fused=True)",
-             sgd_setup(True), "regcourse.penalties", why_slow=WHY_SLOW["sgd"]),
-        Case("AdamW step", size, f"torch.optim.AdamW default ({default_impl})", adamw_setup(False),
-             "regcourse.penalties", why_slow=WHY_SLOW["adamw"]),
-        Case("AdamW step", size, "torch.optim.AdamW(fused=True)", adamw_setup(True),
-             "regcourse.penalties", why_slow=WHY_SLOW["adamw"]),
+        Case(
+            "SGD step, L2 weight decay",
+            size,
+            f"torch.optim.SGD(weight_decay=) default ({default_impl})",
+            sgd_setup(False),
+            "regcourse.penalties",
+            why_slow=WHY_SLOW["sgd"],
+        ),
+        Case(
+            "SGD step, L2 weight decay",
+            size,
+            "torch.optim.SGD(weight_decay=, fused=True)",
+            sgd_setup(True),
+            "regcourse.penalties",
+            why_slow=WHY_SLOW["sgd"],
+        ),
+        Case(
+            "AdamW step",
+            size,
+            f"torch.optim.AdamW default ({default_impl})",
+            adamw_setup(False),
+            "regcourse.penalties",
+            why_slow=WHY_SLOW["adamw"],
+        ),
+        Case(
+            "AdamW step",
+            size,
+            "torch.optim.AdamW(fused=True)",
+            adamw_setup(True),
+            "regcourse.penalties",
+            why_slow=WHY_SLOW["adamw"],
+        ),
     ]
 
 
@@ -533,8 +606,9 @@ def run_ops(threads: Sequence[int], repeats: int, quick: bool = False, log=print
         for n_threads in threads:
             torch.set_num_threads(n_threads)
             for case in all_cases(quick):
-                row = Row("ops", case.name, case.size, case.reference, threads=n_threads,
-                          note=case.note)
+                row = Row(
+                    "ops", case.name, case.size, case.reference, threads=n_threads, note=case.note
+                )
                 try:
                     _require(case.module)
                 except ImportError as exc:
@@ -551,8 +625,9 @@ def run_ops(threads: Sequence[int], repeats: int, quick: bool = False, log=print
                     rows.append(row)
                     log(f"[ops] {case.name}: not available ({exc})")
                     continue
-                t = time_pair(ours, theirs, repeats=repeats, min_time=0.0 if quick else 0.2,
-                              collect=not quick)
+                t = time_pair(
+                    ours, theirs, repeats=repeats, min_time=0.0 if quick else 0.2, collect=not quick
+                )
                 row.ours_ms = median(t["ours"]) * 1e3
                 row.torch_ms = median(t["torch"]) * 1e3
                 row.ratio = ratio(row.ours_ms, row.torch_ms)
@@ -573,10 +648,12 @@ def run_ops(threads: Sequence[int], repeats: int, quick: bool = False, log=print
                     why = case.why_slow or "no profile recorded for this case"
                     row.note = f"{row.note}; {why}" if row.note else why
                 rows.append(row)
-                log(f"[ops] {n_threads}t {case.name} / {case.reference}: "
+                log(
+                    f"[ops] {n_threads}t {case.name} / {case.reference}: "
                     f"ours {row.ours_ms:.3f} ms, "
                     f"torch {row.torch_ms:.3f} ms, ratio {row.ratio:.2f} (CPU time: "
-                    f"{'-' if row.cpu_ratio is None else f'{row.cpu_ratio:.2f}'})")
+                    f"{'-' if row.cpu_ratio is None else f'{row.cpu_ratio:.2f}'})"
+                )
                 del ours, theirs
                 if not quick:
                     gc.collect()
@@ -591,12 +668,16 @@ FLOOR_SOURCE = 'import torch\nimport regcourse\nregcourse.setup("{version}")'
 
 def _write_floor_notebook(path: Path) -> None:
     import nbformat
+
     import regcourse
 
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_code_cell(FLOOR_SOURCE.format(version=regcourse.__version__)))
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -629,8 +710,17 @@ def execute_notebook(path: Path, out_dir: Path) -> tuple[float, float]:
     """Execute ``path`` with nbconvert into ``out_dir`` (never in place).
 
     Returns (wall-clock seconds, CPU seconds of nbconvert and its kernel)."""
-    cmd = [_bin("jupyter"), "nbconvert", "--to", "notebook", "--execute",
-           "--ExecutePreprocessor.timeout=900", "--output-dir", str(out_dir), str(path)]
+    cmd = [
+        _bin("jupyter"),
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--ExecutePreprocessor.timeout=900",
+        "--output-dir",
+        str(out_dir),
+        str(path),
+    ]
     proc, wall, cpu = timed_run(cmd, path.parent)
     proc.check_returncode()
     return wall, cpu
@@ -646,28 +736,56 @@ def run_notebooks(repeats: int, log=print, notebooks: Sequence[Path] | None = No
         _write_floor_notebook(floor_nb)
         floor = [execute_notebook(floor_nb, tmp / "out") for _ in range(max(repeats, 2))]
         floor_s, floor_cpu = median([w for w, _ in floor]), median([c for _, c in floor])
-        rows.append(Row("notebooks", "floor: import torch, regcourse; regcourse.setup()", "1 cell",
-                        "-", ours_ms=floor_s * 1e3, status="ok",
-                        note=f"kernel start + imports + setup (CPU {floor_cpu:.1f} s)",
-                        detail={"seconds_each": [round(w, 2) for w, _ in floor],
-                                "cpu_seconds_each": [round(c, 2) for _, c in floor]}))
+        rows.append(
+            Row(
+                "notebooks",
+                "floor: import torch, regcourse; regcourse.setup()",
+                "1 cell",
+                "-",
+                ours_ms=floor_s * 1e3,
+                status="ok",
+                note=f"kernel start + imports + setup (CPU {floor_cpu:.1f} s)",
+                detail={
+                    "seconds_each": [round(w, 2) for w, _ in floor],
+                    "cpu_seconds_each": [round(c, 2) for _, c in floor],
+                },
+            )
+        )
         log(f"[notebooks] floor {floor_s:.1f} s (CPU {floor_cpu:.1f} s)")
         for nb in notebooks:
             try:
                 times = [execute_notebook(nb, tmp / "out") for _ in range(repeats)]
             except subprocess.CalledProcessError as exc:
                 tail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
-                rows.append(Row("notebooks", f"book/{nb.name}", "chapter", "-", status="failed",
-                                note=f"execution failed: {' '.join(tail)}"))
+                rows.append(
+                    Row(
+                        "notebooks",
+                        f"book/{nb.name}",
+                        "chapter",
+                        "-",
+                        status="failed",
+                        note=f"execution failed: {' '.join(tail)}",
+                    )
+                )
                 log(f"[notebooks] {nb.name}: FAILED")
                 continue
             s, cpu = median([w for w, _ in times]), median([c for _, c in times])
-            rows.append(Row("notebooks", f"book/{nb.name}", "chapter", "-", ours_ms=s * 1e3,
-                            ratio=s / floor_s, cpu_ratio=cpu / floor_cpu if floor_cpu > 0 else None,
-                            note=f"CPU {cpu:.1f} s; {s - floor_s:.1f} s of wall time above "
-                                 "the floor",
-                            detail={"seconds_each": [round(w, 2) for w, _ in times],
-                                    "cpu_seconds_each": [round(c, 2) for _, c in times]}))
+            rows.append(
+                Row(
+                    "notebooks",
+                    f"book/{nb.name}",
+                    "chapter",
+                    "-",
+                    ours_ms=s * 1e3,
+                    ratio=s / floor_s,
+                    cpu_ratio=cpu / floor_cpu if floor_cpu > 0 else None,
+                    note=f"CPU {cpu:.1f} s; {s - floor_s:.1f} s of wall time above the floor",
+                    detail={
+                        "seconds_each": [round(w, 2) for w, _ in times],
+                        "cpu_seconds_each": [round(c, 2) for _, c in times],
+                    },
+                )
+            )
             log(f"[notebooks] {nb.name}: {s:.1f} s, CPU {cpu:.1f} s ({s / floor_s:.1f}x floor)")
     return rows
 
@@ -681,11 +799,21 @@ def run_book(log=print) -> list[Row]:
         for label in ("cold", "cached"):
             proc, times[label], cpus[label] = timed_run(cmd, REPO)
             ok = proc.returncode == 0 and (out / "_build" / "html" / "index.html").exists()
-            note = ("execute_notebooks: cache, fresh --path-output: executes every chapter"
-                    if label == "cold" else "unchanged sources: the jupyter-cache is reused")
+            note = (
+                "execute_notebooks: cache, fresh --path-output: executes every chapter"
+                if label == "cold"
+                else "unchanged sources: the jupyter-cache is reused"
+            )
             note += f"; CPU {cpus[label]:.1f} s"
-            row = Row("book", f"jupyter-book build ({label})", "whole book", "-",
-                      ours_ms=times[label] * 1e3, status="ok" if ok else "failed", note=note)
+            row = Row(
+                "book",
+                f"jupyter-book build ({label})",
+                "whole book",
+                "-",
+                ours_ms=times[label] * 1e3,
+                status="ok" if ok else "failed",
+                note=note,
+            )
             if not ok:
                 tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
                 row.note += "; build failed: " + " | ".join(tail)
@@ -725,21 +853,27 @@ def _short_build(lines: Sequence[str]) -> list[str]:
 def _load_note(info: dict) -> str:
     """A warning when the machine was busier than it has cores (from the load averages)."""
     cores = info.get("cores") or 1
-    loads = [v[0] for v in (info.get("load_average_at_start"), info.get("load_average_at_end"))
-             if v]
+    loads = [
+        v[0] for v in (info.get("load_average_at_start"), info.get("load_average_at_end")) if v
+    ]
     if not loads or max(loads) <= cores:
         return ""
-    return (f"The 1-minute load average reached {max(loads):.1f} on {cores} cores: every "
-            "process waited for a core much of the time, so absolute times are inflated. "
-            "With 2 threads it is worse: OpenMP's threads wait for each other whenever one of "
-            "them is descheduled, so the 2-thread rows are not a measure of the code. The most "
-            "trustworthy column is the CPU ratio of the 1-thread rows.")
+    return (
+        f"The 1-minute load average reached {max(loads):.1f} on {cores} cores: every "
+        "process waited for a core much of the time, so absolute times are inflated. "
+        "With 2 threads it is worse: OpenMP's threads wait for each other whenever one of "
+        "them is descheduled, so the 2-thread rows are not a measure of the code. The most "
+        "trustworthy column is the CPU ratio of the 1-thread rows."
+    )
 
 
 def _threads_note(rows: Sequence[Row]) -> str:
     """A warning when torch itself got slower with more threads (a busy machine)."""
-    one = {(r.name, r.reference): r.torch_ms for r in rows
-           if r.part == "ops" and r.threads == 1 and r.torch_ms}
+    one = {
+        (r.name, r.reference): r.torch_ms
+        for r in rows
+        if r.part == "ops" and r.threads == 1 and r.torch_ms
+    }
     slowdowns = {}
     for r in rows:
         key = (r.name, r.reference)
@@ -753,7 +887,8 @@ def _threads_note(rows: Sequence[Row]) -> str:
                 f"With {n} threads torch's own reference ran {m:.1f}x *slower* (median over the "
                 f"operations) than with 1 thread in this run: the other cores were busy, so the "
                 f"{n}-thread rows mostly measure waiting for the OS to schedule OpenMP's threads, "
-                "not the code. Read the 1-thread rows.")
+                "not the code. Read the 1-thread rows."
+            )
     return " ".join(notes)
 
 
@@ -762,8 +897,12 @@ def write_results(
 ) -> tuple[Path, Path]:
     """Write ``results.json`` and ``results.md`` into ``out_dir``; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": info, "settings": settings, "note": SHARED_NOTE,
-               "rows": [asdict(r) for r in rows]}
+    payload = {
+        "machine": info,
+        "settings": settings,
+        "note": SHARED_NOTE,
+        "rows": [asdict(r) for r in rows],
+    }
     jpath = out_dir / "results.json"
     jpath.write_text(json.dumps(payload, indent=2) + "\n")
     return jpath, write_markdown(rows, info, out_dir, settings)
@@ -771,31 +910,41 @@ def write_results(
 
 def write_markdown(rows: Sequence[Row], info: dict, out_dir: Path, settings: dict) -> Path:
     """Write ``results.md`` (the tables) into ``out_dir``; return its path."""
-    lines = ["# Benchmarks: regcourse against torch", "",
-             "Generated by `make bench` (`bench/run.py`); do not edit by hand.", "",
-             f"- CPU: {info['cpu']}, {info['cores']} cores (1/5/15-minute load averages "
-             f"at start: {info.get('load_average_at_start')}, at end: "
-             f"{info.get('load_average_at_end', 'not recorded')})",
-             f"- torch {info['torch']} ({info['torch_parallel_backend']}): "
-             + "; ".join(_short_build(info["torch_build"])),
-             f"- Python {info['python']} on {info['platform']}",
-             f"- date: {info['date']}",
-             f"- settings: {settings}", "",
-             f"{SHARED_NOTE}", ""]
+    lines = [
+        "# Benchmarks: regcourse against torch",
+        "",
+        "Generated by `make bench` (`bench/run.py`); do not edit by hand.",
+        "",
+        f"- CPU: {info['cpu']}, {info['cores']} cores (1/5/15-minute load averages "
+        f"at start: {info.get('load_average_at_start')}, at end: "
+        f"{info.get('load_average_at_end', 'not recorded')})",
+        f"- torch {info['torch']} ({info['torch_parallel_backend']}): "
+        + "; ".join(_short_build(info["torch_build"])),
+        f"- Python {info['python']} on {info['platform']}",
+        f"- date: {info['date']}",
+        f"- settings: {settings}",
+        "",
+        f"{SHARED_NOTE}",
+        "",
+    ]
     for note in (_load_note(info), _threads_note(rows)):
         if note:
             lines += [note, ""]
     ops = [r for r in rows if r.part == "ops"]
     if ops:
-        lines += ["## Operations", "",
-                  "ratio = ours / torch, median wall-clock time per call over interleaved "
-                  "repeats, warm-up excluded; above 1 means ours is slower. CPU ratio: the same "
-                  "from process CPU time, which does not count waiting for a core (steadier "
-                  "on a loaded machine with 1 thread; with 2 threads it also counts OpenMP "
-                  "spinning).", "",
-                  "| operation | size | threads | ours | torch | ratio | CPU ratio "
-                  "| reference and note |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Operations",
+            "",
+            "ratio = ours / torch, median wall-clock time per call over interleaved "
+            "repeats, warm-up excluded; above 1 means ours is slower. CPU ratio: the same "
+            "from process CPU time, which does not count waiting for a core (steadier "
+            "on a loaded machine with 1 thread; with 2 threads it also counts OpenMP "
+            "spinning).",
+            "",
+            "| operation | size | threads | ours | torch | ratio | CPU ratio "
+            "| reference and note |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         legend: list[str] = []
         for r in ops:
             rat = "-" if r.ratio is None else f"{r.ratio:.2f}"
@@ -807,20 +956,30 @@ def write_markdown(rows: Sequence[Row], info: dict, out_dir: Path, settings: dic
                 note += f"; slower: see ({legend.index(r.note) + 1})"
             if r.status != "ok":
                 note = f"**{r.status}**: {r.reference}; {r.note}"
-            lines.append(f"| {r.name} | {r.size} | {r.threads} | {_fmt_ms(r.ours_ms)} | "
-                         f"{_fmt_ms(r.torch_ms)} | {rat} | {crat} | {note} |")
+            lines.append(
+                f"| {r.name} | {r.size} | {r.threads} | {_fmt_ms(r.ours_ms)} | "
+                f"{_fmt_ms(r.torch_ms)} | {rat} | {crat} | {note} |"
+            )
         lines.append("")
         if legend:
-            lines += ["Why some rows are slower than torch by more than "
-                      f"{round((SLOW_RATIO - 1) * 100)} %:", ""]
+            lines += [
+                "Why some rows are slower than torch by more than "
+                f"{round((SLOW_RATIO - 1) * 100)} %:",
+                "",
+            ]
             lines += [f"{i}. {text}" for i, text in enumerate(legend, 1)]
             lines.append("")
     other = [r for r in rows if r.part in ("notebooks", "book")]
     if other:
-        lines += ["## Notebooks and the book", "",
-                  "Wall-clock time of a subprocess (REGCOURSE_NUM_THREADS=1) and the CPU time it "
-                  "and its kernels used; ratio: chapter / floor, cached / cold build.", "",
-                  "| what | time | ratio | CPU ratio | note |", "|---|---|---|---|---|"]
+        lines += [
+            "## Notebooks and the book",
+            "",
+            "Wall-clock time of a subprocess (REGCOURSE_NUM_THREADS=1) and the CPU time it "
+            "and its kernels used; ratio: chapter / floor, cached / cold build.",
+            "",
+            "| what | time | ratio | CPU ratio | note |",
+            "|---|---|---|---|---|",
+        ]
         for r in other:
             rat = "-" if r.ratio is None else f"{r.ratio:.2f}"
             crat = "-" if r.cpu_ratio is None else f"{r.cpu_ratio:.2f}"
@@ -834,16 +993,26 @@ def write_markdown(rows: Sequence[Row], info: dict, out_dir: Path, settings: dic
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default=",".join(PARTS),
-                    help=f"comma-separated parts to run, from {PARTS} (default: all)")
+    ap.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, from {PARTS} (default: all)",
+    )
     ap.add_argument("--threads", default="1,2", help="torch thread counts for ops (default: 1,2)")
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per op (default: 7)")
-    ap.add_argument("--nb-repeats", type=int, default=1,
-                    help="executions per chapter (default: 1; the floor always runs >= 2)")
+    ap.add_argument(
+        "--nb-repeats",
+        type=int,
+        default=1,
+        help="executions per chapter (default: 1; the floor always runs >= 2)",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes (tests of the harness)")
     ap.add_argument("--out-dir", type=Path, default=REPO / "bench")
-    ap.add_argument("--render-only", action="store_true",
-                    help="measure nothing: rewrite results.md from the results.json in --out-dir")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rewrite results.md from the results.json in --out-dir",
+    )
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     bad = [p for p in parts if p not in PARTS]
@@ -885,8 +1054,13 @@ def main(argv=None) -> int:
         info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         pass
-    settings = {"parts": args.parts, "threads": args.thread_list, "repeats": args.repeats,
-                "nb_repeats": args.nb_repeats, "quick": args.quick}
+    settings = {
+        "parts": args.parts,
+        "threads": args.thread_list,
+        "repeats": args.repeats,
+        "nb_repeats": args.nb_repeats,
+        "quick": args.quick,
+    }
     jpath, mpath = write_results(rows, info, args.out_dir, settings)
     print(f"wrote {jpath} and {mpath}")
     return 0

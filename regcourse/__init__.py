@@ -65,7 +65,9 @@ def setup(version: str, *, seed: int = 0, threads: int | None = None) -> None:
     try:
         import matplotlib
 
-        matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (6, 3.5)})
+        matplotlib.rcParams.update(
+            {"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (6, 3.5)}
+        )
     except ImportError:  # pragma: no cover - matplotlib is a dependency
         pass
     print(f"regcourse {__version__} ready: torch {torch.__version__.split('+')[0]}, seed {seed}")

@@ -1,8 +1,8 @@
 """Command line: run any chapter's experiment and save its results.
 
-    python -m regcourse list
-    python -m regcourse run core_problem --seeds 5 --out results/ --format csv
-    python -m regcourse run core_problem --help
+python -m regcourse list
+python -m regcourse run core_problem --seeds 5 --out results/ --format csv
+python -m regcourse run core_problem --help
 """
 
 from __future__ import annotations
@@ -35,15 +35,24 @@ def _build_parser(experiments) -> _Parser:
     for exp in experiments.values():
         p = names.add_parser(exp.name, help=exp.help, description=exp.help)
         p.add_argument("--out", default="results", help="folder for the results (default: results)")
-        p.add_argument("--format", choices=["json", "csv"], default="json", help="table format (default: json)")
+        p.add_argument(
+            "--format", choices=["json", "csv"], default="json", help="table format (default: json)"
+        )
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         for opt, (typ, default, text) in exp.options.items():
             flag = "--" + opt.replace("_", "-")
             if typ is bool:
-                p.add_argument(flag, type=_parse_bool, default=default, metavar="{true,false}",
-                               help=f"{text} (default: {default})".strip())
+                p.add_argument(
+                    flag,
+                    type=_parse_bool,
+                    default=default,
+                    metavar="{true,false}",
+                    help=f"{text} (default: {default})".strip(),
+                )
             else:
-                p.add_argument(flag, type=typ, default=default, help=f"{text} (default: {default})".strip())
+                p.add_argument(
+                    flag, type=typ, default=default, help=f"{text} (default: {default})".strip()
+                )
     return parser
 
 
@@ -85,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: no partial result written", file=sys.stderr)
         return 130
     except OSError as err:
-        print(f"python -m regcourse run {exp.name}: error: cannot write results: {err}", file=sys.stderr)
+        print(
+            f"python -m regcourse run {exp.name}: error: cannot write results: {err}",
+            file=sys.stderr,
+        )
         return 2
     for text, ok in result.claims.items():
         print(f"{text}: {bool(ok)}")

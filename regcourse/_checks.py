@@ -134,7 +134,9 @@ def check_scalar(
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
     too_low = low is not None and (value < low or (value == low and closed in ("right", "neither")))
-    too_high = high is not None and (value > high or (value == high and closed in ("left", "neither")))
+    too_high = high is not None and (
+        value > high or (value == high and closed in ("left", "neither"))
+    )
     if too_low or too_high:
         if message is not None:
             raise ValueError(message.format(name=name, value=value))
@@ -256,7 +258,9 @@ def check_binary_mask(mask: torch.Tensor, name: str = "mask") -> None:
         return
     bad = (mask != 0) & (mask != 1)
     if bool(bad.any()):
-        raise ValueError(f"{name} must contain only 0s and 1s, got a value {mask[bad].flatten()[0].item()!r}")
+        raise ValueError(
+            f"{name} must contain only 0s and 1s, got a value {mask[bad].flatten()[0].item()!r}"
+        )
 
 
 def check_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:

@@ -37,7 +37,9 @@ def seeded(seed: int):
         yield
 
 
-def _log_gamma_parts(concentration: float, n: int, generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _log_gamma_parts(
+    concentration: float, n: int, generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log G`` for ``n`` Gamma(concentration, 1) variates, as ``(base, log_u)`` (float64).
 
     Marsaglia & Tsang's (2000) squeeze-and-reject method, drawing normal and uniform
@@ -81,7 +83,9 @@ def _size(shape) -> tuple[int, ...]:
     return tuple(check_scalar(s, f"shape[{i}]", kind="int", low=0) for i, s in enumerate(shape))
 
 
-def sample_gamma(concentration: float, shape=(), generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_gamma(
+    concentration: float, shape=(), generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Gamma(concentration, 1) variates drawn from ``generator`` (float64).
 
     Args:
@@ -105,7 +109,9 @@ def sample_gamma(concentration: float, shape=(), generator: torch.Generator | No
     return torch.exp(_log_gamma(concentration, math.prod(shape), generator)).view(shape)
 
 
-def sample_beta(a: float, b: float, shape=(), generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_beta(
+    a: float, b: float, shape=(), generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Beta(a, b) variates drawn from ``generator`` (float64), as ``X / (X + Y)``.
 
     With ``X ~ Gamma(a)`` and ``Y ~ Gamma(b)`` independent, ``X / (X + Y) ~ Beta(a, b)``.

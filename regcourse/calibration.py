@@ -47,7 +47,9 @@ def _probabilities(scores: torch.Tensor, probs: bool) -> torch.Tensor:
     p = scores.double()
     if validate_args_enabled():
         if bool(((p < 0) | (p > 1)).any()):
-            raise ValueError("scores must hold probabilities in [0, 1] when probs=True, got a value outside")
+            raise ValueError(
+                "scores must hold probabilities in [0, 1] when probs=True, got a value outside"
+            )
         if not torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-4):
             raise ValueError("scores must hold probabilities whose rows sum to 1 when probs=True")
     return p
@@ -58,14 +60,18 @@ def _check_labels(labels, n: int, k: int) -> torch.Tensor:
     if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise TypeError(f"labels must hold integer class indices, got dtype {labels.dtype}")
     if len(labels) != n:
-        raise ValueError(f"labels must have one entry per row of the logits ({n}), got {len(labels)}")
+        raise ValueError(
+            f"labels must have one entry per row of the logits ({n}), got {len(labels)}"
+        )
     if validate_args_enabled() and bool(((labels < 0) | (labels >= k)).any()):
         bad = labels[(labels < 0) | (labels >= k)][0].item()
         raise ValueError(f"labels must be class indices in [0, {k - 1}], got {bad}")
     return labels.long()
 
 
-def confidence_and_prediction(logits: torch.Tensor, *, probs: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def confidence_and_prediction(
+    logits: torch.Tensor, *, probs: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The confidence (largest probability) and the predicted class of every example.
 
     Args:
@@ -121,6 +127,7 @@ class ReliabilityDiagram:
 
     def as_dict(self) -> dict:
         """Plain lists (``None`` for the empty bins' NaN), for JSON."""
+
         def clean(t):
             return [None if v != v else v for v in t.tolist()]
 

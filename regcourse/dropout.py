@@ -578,4 +578,3 @@ class DropConnectLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, p={self.p:g}"
-

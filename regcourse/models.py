@@ -13,7 +13,7 @@ everything else equal.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -38,7 +38,7 @@ __all__ = [
 #: The names :func:`make_norm` accepts for the ``norm`` argument of the models.
 NORMS = ("batch", "regcourse_batch", "layer", "regcourse_layer", "group", "regcourse_group")
 
-NormSpec = Union[None, str, Callable[[int], nn.Module]]
+NormSpec = None | str | Callable[[int], nn.Module]
 
 
 def _group_count(channels: int) -> int:
@@ -90,7 +90,9 @@ def make_norm(norm: NormSpec, num_features: int, *, spatial_dims: int = 0) -> nn
         return nn.Identity()
     if isinstance(norm, str):
         if norm == "batch":
-            return nn.BatchNorm2d(num_features) if spatial_dims == 2 else nn.BatchNorm1d(num_features)
+            return (
+                nn.BatchNorm2d(num_features) if spatial_dims == 2 else nn.BatchNorm1d(num_features)
+            )
         if norm == "regcourse_batch":
             from . import normalization
 
@@ -110,7 +112,9 @@ def make_norm(norm: NormSpec, num_features: int, *, spatial_dims: int = 0) -> nn
     if callable(norm) and not isinstance(norm, bool):
         layer = norm(num_features)
         if not isinstance(layer, nn.Module):
-            raise TypeError(f"norm({num_features}) must return an nn.Module, got {type(layer).__name__}")
+            raise TypeError(
+                f"norm({num_features}) must return an nn.Module, got {type(layer).__name__}"
+            )
         return layer
     raise TypeError(
         f"norm must be None, a str or a callable returning an nn.Module, got {norm!r} "
@@ -276,7 +280,9 @@ class SmallCNN(nn.Sequential):
         channels = check_scalar(channels, "channels", kind="int", low=1)
         num_classes = check_scalar(num_classes, "num_classes", kind="int", low=2)
         dropout = check_scalar(dropout, "dropout", low=0, high=1, closed="left")
-        channel_dropout = check_scalar(channel_dropout, "channel_dropout", low=0, high=1, closed="left")
+        channel_dropout = check_scalar(
+            channel_dropout, "channel_dropout", low=0, high=1, closed="left"
+        )
         norm = _resolve_norm(norm, batch_norm)
 
         def block(c_in: int) -> list[nn.Module]:
@@ -374,7 +380,9 @@ class CNN1d(nn.Sequential):
         num_classes = check_scalar(num_classes, "num_classes", kind="int", low=2)
         in_channels = check_scalar(in_channels, "in_channels", kind="int", low=1)
         dropout = check_scalar(dropout, "dropout", low=0, high=1, closed="left")
-        channel_dropout = check_scalar(channel_dropout, "channel_dropout", low=0, high=1, closed="left")
+        channel_dropout = check_scalar(
+            channel_dropout, "channel_dropout", low=0, high=1, closed="left"
+        )
         make_norm(norm, channels, spatial_dims=1)  # check norm before building anything
         layers: list[nn.Module] = [_AsNCL(in_channels)]
         c_in, out_len = in_channels, length
@@ -474,7 +482,9 @@ class ResidualMLP(nn.Module):
         return self.head(h)
 
 
-def build_residual_mlp(*, seed: int = 0, dtype: torch.dtype = torch.float32, **kwargs) -> ResidualMLP:
+def build_residual_mlp(
+    *, seed: int = 0, dtype: torch.dtype = torch.float32, **kwargs
+) -> ResidualMLP:
     """A :class:`ResidualMLP` with weights initialised from ``seed``, converted to ``dtype``.
 
     Torch's global generator is left as it was.

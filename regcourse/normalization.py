@@ -189,7 +189,9 @@ def batch_norm(
     return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
-def _batch_norm(x, running_mean, running_var, weight, bias, training: bool, momentum: float, eps: float):
+def _batch_norm(
+    x, running_mean, running_var, weight, bias, training: bool, momentum: float, eps: float
+):
     """:func:`batch_norm` without the argument checks (for layers that own their tensors).
 
     Two passes over ``x`` for the statistics and one for the output: the mean and the
@@ -200,13 +202,14 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training: bool, mome
     """
     out_dtype = x.dtype
     dtype = _compute_dtype(
-        x, {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
+        x,
+        {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var},
     )
     xc = x if x.dtype == dtype else x.to(dtype)
     c = x.shape[1]
-    dims = [0] + list(range(2, x.dim()))          # every dimension but the channels
-    shape = [1, c] + [1] * (x.dim() - 2)          # broadcast a (C,) vector over x
-    m = x.numel() // c                            # values per channel
+    dims = [0] + list(range(2, x.dim()))  # every dimension but the channels
+    shape = [1, c] + [1] * (x.dim() - 2)  # broadcast a (C,) vector over x
+    m = x.numel() // c  # values per channel
     if training:
         if m <= 1:
             raise ValueError(
@@ -214,10 +217,12 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training: bool, mome
                 f"got input size {x.shape} (x)"
             )
         mean = xc.mean(dim=dims)
-        var = ((xc * xc).mean(dim=dims) - mean * mean).clamp_min(0.0)   # biased: divide by m
+        var = ((xc * xc).mean(dim=dims) - mean * mean).clamp_min(0.0)  # biased: divide by m
         if running_mean is not None:
             with torch.no_grad():
-                running_mean.mul_(1.0 - momentum).add_((momentum * mean.detach()).to(running_mean.dtype))
+                running_mean.mul_(1.0 - momentum).add_(
+                    (momentum * mean.detach()).to(running_mean.dtype)
+                )
                 unbiased = var.detach() * (m / (m - 1))
                 running_var.mul_(1.0 - momentum).add_((momentum * unbiased).to(running_var.dtype))
     else:
@@ -294,7 +299,9 @@ class BatchNorm1d(_BatchNorm):
             raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
         # torch's _BatchNorm creates weight, bias, running_mean, running_var and
         # num_batches_tracked with torch's names and initial values (1, 0, 0, 1, 0)
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias
+        )
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         check_tensor(x, "x", ndim=self._input_ndim, finite=False)
@@ -325,7 +332,9 @@ class BatchNorm1d(_BatchNorm):
 
     def _normalize(self, x, running_mean, running_var, training: bool, momentum: float):
         # x was checked in forward; the parameters and buffers are the layer's own
-        return _batch_norm(x, running_mean, running_var, self.weight, self.bias, training, momentum, self.eps)
+        return _batch_norm(
+            x, running_mean, running_var, self.weight, self.bias, training, momentum, self.eps
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -382,7 +391,8 @@ def _normalized_shape(normalized_shape) -> tuple[int, ...]:
     if len(normalized_shape) == 0:
         raise ValueError("normalized_shape must not be empty, got ()")
     return tuple(
-        check_scalar(n, f"normalized_shape[{i}]", kind="int", low=1) for i, n in enumerate(normalized_shape)
+        check_scalar(n, f"normalized_shape[{i}]", kind="int", low=1)
+        for i, n in enumerate(normalized_shape)
     )
 
 
@@ -454,7 +464,7 @@ def layer_norm(
     """
     check_tensor(x, "x")
     shape = _normalized_shape(normalized_shape)
-    if tuple(x.shape[x.dim() - len(shape):]) != shape or x.dim() < len(shape):
+    if tuple(x.shape[x.dim() - len(shape) :]) != shape or x.dim() < len(shape):
         raise ValueError(
             f"x must end with the dimensions normalized_shape={shape}, got shape {tuple(x.shape)}"
         )
@@ -488,8 +498,14 @@ class LayerNorm(nn.Module):
     Used in: chapter "Batch normalization as a regularizer".
     """
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, *,
-                 bias: bool = True) -> None:
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        *,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.normalized_shape = _normalized_shape(normalized_shape)
         self.eps = _check_eps(eps)
@@ -505,12 +521,14 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", finite=False)
         shape = self.normalized_shape
-        if tuple(x.shape[max(0, x.dim() - len(shape)):]) != shape:
+        if tuple(x.shape[max(0, x.dim() - len(shape)) :]) != shape:
             raise ValueError(f"x must end with the dimensions {shape}, got shape {tuple(x.shape)}")
         return _layer_norm(x, shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
 
 
 def _group_norm(x, num_groups: int, weight, bias, eps: float) -> torch.Tensor:
@@ -518,8 +536,10 @@ def _group_norm(x, num_groups: int, weight, bias, eps: float) -> torch.Tensor:
     dtype = _compute_dtype(x, {"weight": weight, "bias": bias})
     xc = x if x.dtype == dtype else x.to(dtype)
     n, c = x.shape[:2]
-    g = xc.reshape(n, num_groups, -1)                                 # (N, G, C/G · spatial)
-    var, mean = torch.var_mean(g, dim=2, correction=0, keepdim=True)  # biased, per example and group
+    g = xc.reshape(n, num_groups, -1)  # (N, G, C/G · spatial)
+    var, mean = torch.var_mean(
+        g, dim=2, correction=0, keepdim=True
+    )  # biased, per example and group
     y = ((g - mean) * torch.rsqrt(var + eps)).reshape(x.shape)
     shape = [1, c] + [1] * (x.dim() - 2)
     if weight is not None:
@@ -599,7 +619,9 @@ class GroupNorm(nn.Module):
     Used in: chapter "Batch normalization as a regularizer".
     """
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+    def __init__(
+        self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True
+    ) -> None:
         super().__init__()
         self.num_groups = check_scalar(num_groups, "num_groups", kind="int", low=1)
         self.num_channels = check_scalar(num_channels, "num_channels", kind="int", low=1)
@@ -619,9 +641,7 @@ class GroupNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", finite=False)
         if x.dim() < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(
-                f"x must have shape (N, {self.num_channels}, *), got {tuple(x.shape)}"
-            )
+            raise ValueError(f"x must have shape (N, {self.num_channels}, *), got {tuple(x.shape)}")
         return _group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -687,15 +707,25 @@ def ghost_batch_norm(
     return _ghost_batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps, size)
 
 
-def _ghost_batch_norm(x, running_mean, running_var, weight, bias, training: bool, momentum: float,
-                      eps: float, size: int):
+def _ghost_batch_norm(
+    x,
+    running_mean,
+    running_var,
+    weight,
+    bias,
+    training: bool,
+    momentum: float,
+    eps: float,
+    size: int,
+):
     """:func:`ghost_batch_norm` without the argument checks (for layers that own their tensors)."""
     n, c = x.shape
     if not training or size >= n:
         return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     out_dtype = x.dtype
     dtype = _compute_dtype(
-        x, {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var}
+        x,
+        {"weight": weight, "bias": bias, "running_mean": running_mean, "running_var": running_var},
     )
     x = x.to(dtype)
     weight = None if weight is None else weight.to(dtype)
@@ -707,17 +737,24 @@ def _ghost_batch_norm(x, running_mean, running_var, weight, bias, training: bool
         q -= 1
     head = q * size
     groups = [x[:head].view(q, size, c)] + ([x[head:].unsqueeze(0)] if head < n else [])
-    means = [g.mean(dim=1, keepdim=True) for g in groups]                    # (q, 1, C), (1, 1, C)
+    means = [g.mean(dim=1, keepdim=True) for g in groups]  # (q, 1, C), (1, 1, C)
     centred = [g - m for g, m in zip(groups, means)]
-    variances = [(d**2).mean(dim=1, keepdim=True) for d in centred]          # biased, per group
+    variances = [(d**2).mean(dim=1, keepdim=True) for d in centred]  # biased, per group
     if running_mean is not None:
         with torch.no_grad():
-            group_means = torch.cat([m.squeeze(1) for m in means])           # (number of groups, C)
-            group_vars = torch.cat([v.squeeze(1) * g.shape[1] / (g.shape[1] - 1)
-                                    for v, g in zip(variances, groups)])     # unbiased
-            running_mean.mul_(1.0 - momentum).add_((momentum * group_means.mean(dim=0)).to(running_mean.dtype))
-            running_var.mul_(1.0 - momentum).add_((momentum * group_vars.mean(dim=0)).to(running_var.dtype))
-    x_hat = torch.cat([(d / torch.sqrt(v + eps)).reshape(-1, c) for d, v in zip(centred, variances)])
+            group_means = torch.cat([m.squeeze(1) for m in means])  # (number of groups, C)
+            group_vars = torch.cat(
+                [v.squeeze(1) * g.shape[1] / (g.shape[1] - 1) for v, g in zip(variances, groups)]
+            )  # unbiased
+            running_mean.mul_(1.0 - momentum).add_(
+                (momentum * group_means.mean(dim=0)).to(running_mean.dtype)
+            )
+            running_var.mul_(1.0 - momentum).add_(
+                (momentum * group_vars.mean(dim=0)).to(running_var.dtype)
+            )
+    x_hat = torch.cat(
+        [(d / torch.sqrt(v + eps)).reshape(-1, c) for d, v in zip(centred, variances)]
+    )
     if weight is not None:
         x_hat = x_hat * weight
     if bias is not None:
@@ -745,13 +782,22 @@ class GhostBatchNorm1d(BatchNorm1d):
 
     def __init__(self, num_features: int, *args, ghost_batch_size: int = 32, **kwargs) -> None:
         super().__init__(num_features, *args, **kwargs)
-        self.ghost_batch_size = check_scalar(ghost_batch_size, "ghost_batch_size", kind="int", low=2)
+        self.ghost_batch_size = check_scalar(
+            ghost_batch_size, "ghost_batch_size", kind="int", low=2
+        )
 
     _input_ndim = (2,)
 
     def _normalize(self, x, running_mean, running_var, training: bool, momentum: float):
         return _ghost_batch_norm(
-            x, running_mean, running_var, self.weight, self.bias, training, momentum, self.eps,
+            x,
+            running_mean,
+            running_var,
+            self.weight,
+            self.bias,
+            training,
+            momentum,
+            self.eps,
             self.ghost_batch_size,
         )
 
@@ -884,21 +930,21 @@ def batch_stat_noise(
     generator = check_generator(generator)
 
     x = x.double()
-    xt = x.T.contiguous()        # (C, N): each batch's values of a feature lie in the last dimension
-    x_i = xt[:, index, None]     # (C, 1): the followed example
+    xt = x.T.contiguous()  # (C, N): each batch's values of a feature lie in the last dimension
+    x_i = xt[:, index, None]  # (C, 1): the followed example
     others = torch.cat([torch.arange(index), torch.arange(index + 1, n)])
-    budget = 2_000_000           # values gathered at once, to bound memory for large B or C
+    budget = 2_000_000  # values gathered at once, to bound memory for large B or C
     mean_std, xhat_std = [], []
     for b in sizes:
         chunk = max(1, budget // (b * c))
         means, xhats = [], []
         for start in range(0, num_batches, chunk):
             k = min(chunk, num_batches - start)
-            batches = xt[:, _random_subsets(k, n, b, generator)]             # (C, k, B)
+            batches = xt[:, _random_subsets(k, n, b, generator)]  # (C, k, B)
             means.append(batches.mean(dim=2))
             # batches that contain the example: it plus B - 1 of the others
             rest = xt[:, others[_random_subsets(k, n - 1, b - 1, generator)]]  # (C, k, B - 1)
-            mu = (x_i + rest.sum(dim=2)) / b                                    # (C, k)
+            mu = (x_i + rest.sum(dim=2)) / b  # (C, k)
             var = (((rest - mu[..., None]) ** 2).sum(dim=2) + (x_i - mu) ** 2) / b  # biased
             xhats.append((x_i - mu) / torch.sqrt(var + eps))
         mean_std.append(torch.cat(means, dim=1).std(dim=1))
@@ -930,13 +976,17 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float] | torch.Tensor) -> flo
 
     Used in: chapter "Batch normalization as a regularizer".
     """
-    lx = torch.tensor([math.log(check_scalar(v, f"xs[{i}]", low=0, closed="neither"))
-                       for i, v in enumerate(xs)], dtype=torch.float64)
+    lx = torch.tensor(
+        [math.log(check_scalar(v, f"xs[{i}]", low=0, closed="neither")) for i, v in enumerate(xs)],
+        dtype=torch.float64,
+    )
     ys = ys.tolist() if isinstance(ys, torch.Tensor) else list(ys)
     if len(ys) != len(lx):
         raise ValueError(f"xs and ys must have the same length, got {len(lx)} and {len(ys)}")
-    ly = torch.tensor([math.log(check_scalar(v, f"ys[{i}]", low=0, closed="neither"))
-                       for i, v in enumerate(ys)], dtype=torch.float64)
+    ly = torch.tensor(
+        [math.log(check_scalar(v, f"ys[{i}]", low=0, closed="neither")) for i, v in enumerate(ys)],
+        dtype=torch.float64,
+    )
     dx = lx - lx.mean()
     if len(lx) < 2 or float((dx**2).sum()) == 0.0:
         raise ValueError(f"xs must hold at least two distinct values, got {list(xs)}")

@@ -206,7 +206,7 @@ def sgd_step(w: Tensor, grad: Tensor, lr: float, lam: float = 0.0, penalty: str 
             raise ValueError(f"lam must be 0 when penalty='none', got {lam:g}")
         total = grad.clone()
     elif penalty == "l2":
-        total = grad.add(w, alpha=lam)            # g + lam * w, as torch.optim.SGD computes it
+        total = grad.add(w, alpha=lam)  # g + lam * w, as torch.optim.SGD computes it
     else:
         total = grad.add(torch.sign(w), alpha=lam)
     return SGDStep(total, w.add(total, alpha=-lr))
@@ -362,7 +362,7 @@ def _check_adam_args(w, grad, state, lr, lam, betas, eps):
 def _adam_update(w, grad, state, lr, beta1, beta2, eps) -> AdamStep:
     """Adam's step on gradient ``grad``, written as torch's single-tensor Adam computes it."""
     t = state.t + 1
-    m = torch.lerp(state.m, grad, 1 - beta1)                         # beta1 m + (1 - beta1) g
+    m = torch.lerp(state.m, grad, 1 - beta1)  # beta1 m + (1 - beta1) g
     v = torch.addcmul(state.v * beta2, grad, grad, value=1 - beta2)  # beta2 v + (1 - beta2) g^2
     bias_correction1 = 1 - beta1**t
     bias_correction2 = 1 - beta2**t
@@ -410,7 +410,9 @@ def adam_l2_step(
     Used in: chapter "Weight decay: L2, L1 and decoupled".
     """
     lr, lam, beta1, beta2, eps = _check_adam_args(w, grad, state, lr, lam, betas, eps)
-    return _adam_update(w, grad.add(w, alpha=lam), state, lr, beta1, beta2, eps)  # as torch.optim.Adam
+    return _adam_update(
+        w, grad.add(w, alpha=lam), state, lr, beta1, beta2, eps
+    )  # as torch.optim.Adam
 
 
 def adamw_step(

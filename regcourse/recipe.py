@@ -32,8 +32,8 @@ Used in: chapter "Choosing and combining regularizers".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn

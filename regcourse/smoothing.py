@@ -351,9 +351,7 @@ class LabelSmoothingLoss(nn.Module):
         self.variant = _check_variant(variant)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
-        return smoothed_cross_entropy(
-            input, target, self.eps, self.reduction, variant=self.variant
-        )
+        return smoothed_cross_entropy(input, target, self.eps, self.reduction, variant=self.variant)
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}, reduction={self.reduction!r}, variant={self.variant!r}"

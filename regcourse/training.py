@@ -18,9 +18,8 @@ accuracy).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from collections.abc import Iterable, Iterator
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,8 +64,9 @@ class History:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None,
-                  *, shuffle: bool = True) -> list[torch.Tensor]:
+def batch_indices(
+    n: int, batch_size: int, generator: torch.Generator | None = None, *, shuffle: bool = True
+) -> list[torch.Tensor]:
     """The index tensors of one epoch's mini-batches over ``n`` examples.
 
     The examples are shuffled with ``generator`` (one ``torch.randperm`` call) and cut
@@ -189,7 +189,9 @@ def train_epoch(
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
     model.train()
     total, count = 0.0, 0
     for xb, yb in batches:
@@ -205,7 +207,9 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in eval mode.
 
     Switches the model to ``eval()`` (dropout off, batch norm on its running
@@ -252,7 +256,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return total_loss / len(x), correct / len(x)
 
 
-def make_optimizer(model: nn.Module, name: str = "adamw", lr: float = 1e-3, weight_decay: float = 0.0):
+def make_optimizer(
+    model: nn.Module, name: str = "adamw", lr: float = 1e-3, weight_decay: float = 0.0
+):
     """``torch.optim`` optimizer by name: ``"sgd"`` (momentum 0.9), ``"adam"`` (L2 through
     the gradient) or ``"adamw"`` (decoupled weight decay)."""
     lr = check_scalar(lr, "lr", low=0, closed="neither")
@@ -277,7 +283,10 @@ def train(
     optimizer: str = "adamw",
     batch_size: int = 32,
     label_smoothing: float = 0.0,
-    augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    augment: Callable[
+        [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+    ]
+    | None = None,
     early_stopping=None,
     seed: int = 0,
     progress: bool = False,

@@ -100,7 +100,7 @@ class TestRandomCrop:
         out = A.random_crop(x, 6, padding=1, fill=-1.0, generator=gen(2))
         padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
         for i in range(10):
-            windows = [padded[i, :, t : t + 6, l : l + 6] for t in range(3) for l in range(4)]
+            windows = [padded[i, :, t : t + 6, le : le + 6] for t in range(3) for le in range(4)]
             assert any(torch.equal(out[i], w) for w in windows)
 
     def test_shifts_cover_all_offsets(self):
@@ -112,7 +112,9 @@ class TestRandomCrop:
 
     def test_deterministic(self):
         x = images()
-        assert torch.equal(A.random_crop(x, 6, 1, generator=gen(9)), A.random_crop(x, 6, 1, generator=gen(9)))
+        assert torch.equal(
+            A.random_crop(x, 6, 1, generator=gen(9)), A.random_crop(x, 6, 1, generator=gen(9))
+        )
 
 
 # --------------------------------------------------------------------------- random_resized_crop
@@ -131,23 +133,31 @@ class TestRandomResizedCrop:
     def test_matches_torch_interpolate_of_the_box(self):
         x = images(6, h=10, w=12, dtype=DT)
         out, boxes = A.random_resized_crop(x, scale=(0.2, 0.7), generator=gen(3), return_boxes=True)
-        for i, (t, l, h, w) in enumerate(boxes.tolist()):
-            ref = F.interpolate(x[i : i + 1, :, t : t + h, l : l + w], size=(10, 12), mode="bilinear",
-                                align_corners=False)[0]
+        for i, (t, le, h, w) in enumerate(boxes.tolist()):
+            ref = F.interpolate(
+                x[i : i + 1, :, t : t + h, le : le + w],
+                size=(10, 12),
+                mode="bilinear",
+                align_corners=False,
+            )[0]
             torch.testing.assert_close(out[i], ref, rtol=0, atol=1e-12)
 
     def test_boxes_inside_image_and_near_the_area_range(self):
         x = images(200, c=1, h=32, w=32)
         _, boxes = A.random_resized_crop(x, scale=(0.3, 0.6), generator=gen(1), return_boxes=True)
-        t, l, h, w = boxes.T
-        assert bool((t >= 0).all() and (l >= 0).all() and (t + h <= 32).all() and (l + w <= 32).all())
+        t, le, h, w = boxes.T
+        assert bool(
+            (t >= 0).all() and (le >= 0).all() and (t + h <= 32).all() and (le + w <= 32).all()
+        )
         frac = (h * w).double() / (32 * 32)
         # rounding each side to whole pixels moves the area by at most about one row and column
         assert frac.min() > 0.3 - 2 * 33 / 1024 and frac.max() < 0.6 + 2 * 33 / 1024
 
     def test_deterministic(self):
         x = images()
-        assert torch.equal(A.random_resized_crop(x, generator=gen(5)), A.random_resized_crop(x, generator=gen(5)))
+        assert torch.equal(
+            A.random_resized_crop(x, generator=gen(5)), A.random_resized_crop(x, generator=gen(5))
+        )
 
 
 # --------------------------------------------------------------------------- rotation
@@ -169,7 +179,9 @@ class TestRotate:
     def test_minus_90_matches_rot90_clockwise(self):
         x = images(2, h=6, w=6, dtype=DT)
         ref = torch.rot90(x, -1, dims=(-2, -1))
-        torch.testing.assert_close(A.rotate_by(x, -90.0)[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1], rtol=0, atol=1e-10)
+        torch.testing.assert_close(
+            A.rotate_by(x, -90.0)[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1], rtol=0, atol=1e-10
+        )
 
     def test_aspect_ratio_is_respected(self):
         # On a 6 x 10 image, the central 6 x 6 block turns about the image's centre.
@@ -215,7 +227,9 @@ class TestColor:
 
     def test_brightness_scales_each_image_by_one_factor_in_range(self):
         x = images(30, dtype=DT) * 0.5 + 0.25
-        out = A.color_jitter(x, brightness=0.3, contrast=0, saturation=0, generator=gen(1), clamp=False)
+        out = A.color_jitter(
+            x, brightness=0.3, contrast=0, saturation=0, generator=gen(1), clamp=False
+        )
         ratio = (out / x).flatten(1)
         torch.testing.assert_close(ratio.max(1).values, ratio.min(1).values, rtol=1e-12, atol=0)
         assert bool((ratio >= 0.7 - 1e-12).all() and (ratio <= 1.3 + 1e-12).all())
@@ -224,7 +238,9 @@ class TestColor:
         x = images(dtype=DT)
         out = A.adjust_contrast(x, 0.0)
         mean_gray = (x * LUMA.view(1, 3, 1, 1)).sum(1).mean((1, 2))
-        torch.testing.assert_close(out, mean_gray.view(-1, 1, 1, 1).expand_as(x), rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            out, mean_gray.view(-1, 1, 1, 1).expand_as(x), rtol=0, atol=1e-12
+        )
 
     def test_contrast_keeps_the_mean_gray(self):
         x = images(dtype=DT)
@@ -261,7 +277,10 @@ class TestColor:
 
     def test_deterministic(self):
         x = images()
-        assert torch.equal(A.color_jitter(x, hue=0.1, generator=gen(4)), A.color_jitter(x, hue=0.1, generator=gen(4)))
+        assert torch.equal(
+            A.color_jitter(x, hue=0.1, generator=gen(4)),
+            A.color_jitter(x, hue=0.1, generator=gen(4)),
+        )
 
 
 # --------------------------------------------------------------------------- Cutout
@@ -276,17 +295,17 @@ class TestCutout:
         assert torch.equal(A.cutout(x, 4, p=0.0, generator=gen()), x)
 
     def test_erased_pixels_are_the_clipped_boxes(self):
-        x = images(300, c=2, h=10, w=10) + 1.0          # no pixel is 0 before Cutout
+        x = images(300, c=2, h=10, w=10) + 1.0  # no pixel is 0 before Cutout
         out, boxes = A.cutout(x, 4, generator=gen(2), return_boxes=True)
         clipped = 0
-        for i, (t, l, h, w) in enumerate(boxes.tolist()):
+        for i, (t, le, h, w) in enumerate(boxes.tolist()):
             mask = torch.zeros(10, 10, dtype=torch.bool)
-            mask[t : t + h, l : l + w] = True
+            mask[t : t + h, le : le + w] = True
             assert torch.equal(out[i, :, mask], torch.zeros(2, h * w))
             assert torch.equal(out[i, :, ~mask], x[i, :, ~mask])
-            assert h <= 4 and w <= 4 and h >= 2 and w >= 2   # centre inside: at least half remains
+            assert h <= 4 and w <= 4 and h >= 2 and w >= 2  # centre inside: at least half remains
             clipped += h * w < 16
-        assert clipped > 0                                   # squares at the border are clipped
+        assert clipped > 0  # squares at the border are clipped
 
     def test_p_controls_the_rate(self):
         n, p = 2000, 0.3
@@ -321,7 +340,7 @@ class TestSampling:
         scipy_stats = pytest.importorskip("scipy.stats")
         s = A.sample_beta(0.2, 0.2, 5_000, generator=gen(2)).numpy()
         result = scipy_stats.kstest(s, scipy_stats.beta(0.2, 0.2).cdf)
-        assert result.statistic < 1.63 / math.sqrt(len(s))   # 1% critical value
+        assert result.statistic < 1.63 / math.sqrt(len(s))  # 1% critical value
 
     @pytest.mark.parametrize("a", [0.1, 0.7, 1.0, 3.5])
     def test_gamma_mean_and_variance(self, a):
@@ -334,7 +353,9 @@ class TestSampling:
 
     def test_deterministic_and_shaped(self):
         a = A.sample_beta(0.2, 0.2, (3, 4), generator=gen(5))
-        assert a.shape == (3, 4) and torch.equal(a, A.sample_beta(0.2, 0.2, (3, 4), generator=gen(5)))
+        assert a.shape == (3, 4) and torch.equal(
+            a, A.sample_beta(0.2, 0.2, (3, 4), generator=gen(5))
+        )
         assert A.sample_beta(1.0, 1.0, generator=gen()).shape == ()
 
     def test_tiny_alpha_gives_no_nan(self):
@@ -362,15 +383,30 @@ class TestMixup:
     def test_explicit_pairing_and_soft_labels(self):
         x = images(2, dtype=DT)
         y_soft = torch.tensor([[0.7, 0.3], [0.2, 0.8]], dtype=DT)
-        xm, ym, p = A.mixup(x, y_soft, 2, generator=gen(2), return_params=True, index=torch.tensor([1, 0]))
+        xm, ym, p = A.mixup(
+            x, y_soft, 2, generator=gen(2), return_params=True, index=torch.tensor([1, 0])
+        )
         lam = p["lam"]
-        torch.testing.assert_close(ym[0], lam * y_soft[0] + (1 - lam) * y_soft[1], rtol=0, atol=1e-15)
+        torch.testing.assert_close(
+            ym[0], lam * y_soft[0] + (1 - lam) * y_soft[1], rtol=0, atol=1e-15
+        )
         assert torch.equal(xm[0], lam * x[0] + (1 - lam) * x[1])
 
     def test_lambda_follows_beta(self):
         n, alpha = 500, 0.2
-        lams = torch.tensor([A.mixup(torch.zeros(2, 1), torch.tensor([0, 1]), 2, alpha=alpha,
-                                     generator=gen(s), return_params=True)[2]["lam"] for s in range(n)])
+        lams = torch.tensor(
+            [
+                A.mixup(
+                    torch.zeros(2, 1),
+                    torch.tensor([0, 1]),
+                    2,
+                    alpha=alpha,
+                    generator=gen(s),
+                    return_params=True,
+                )[2]["lam"]
+                for s in range(n)
+            ]
+        )
         var = 1 / (4 * (2 * alpha + 1))
         assert abs(lams.mean().item() - 0.5) < 5 * math.sqrt(var / n)
         assert abs(lams.var().item() - var) < 5 * math.sqrt(var / n)
@@ -396,9 +432,12 @@ class TestCutMix:
             j, lam = p["index"], p["lam"]
             top, left, bottom, right = p["box"]
             clipped += (bottom - top) * (right - left) < int(h * math.sqrt(1 - p["lam0"])) * int(
-                w * math.sqrt(1 - p["lam0"]))
+                w * math.sqrt(1 - p["lam0"])
+            )
             for i in range(n):
-                from_other = (xm[i, 0] == j[i].item() + 1).double().mean().item() if j[i] != i else None
+                from_other = (
+                    (xm[i, 0] == j[i].item() + 1).double().mean().item() if j[i] != i else None
+                )
                 if from_other is not None:
                     assert ym[i, y[j[i]]].item() == pytest.approx(from_other, abs=1e-12)
                     assert 1 - lam == pytest.approx(from_other, abs=1e-12)
@@ -406,7 +445,7 @@ class TestCutMix:
                 else:
                     assert torch.equal(xm[i], x[i])
             torch.testing.assert_close(ym.sum(1), torch.ones(n, dtype=DT))
-        assert clipped > 0   # some boxes were clipped by the border, and the weights still matched
+        assert clipped > 0  # some boxes were clipped by the border, and the weights still matched
 
     def test_cutmix_box_by_hand(self):
         # 8 x 8 image, 4 x 4 box centred at row 1, column 6: rows -1..3 -> 0..3, columns 4..8.
@@ -424,7 +463,9 @@ class TestCutMix:
 
     def test_pixels_outside_the_box_are_untouched(self):
         x, y = images(5, dtype=DT), torch.arange(5)
-        xm, _, p = A.cutmix(x, y, 5, generator=gen(3), return_params=True, index=torch.tensor([1, 2, 3, 4, 0]))
+        xm, _, p = A.cutmix(
+            x, y, 5, generator=gen(3), return_params=True, index=torch.tensor([1, 2, 3, 4, 0])
+        )
         top, left, bottom, right = p["box"]
         mask = torch.zeros(8, 8, dtype=torch.bool)
         mask[top:bottom, left:right] = True
@@ -445,7 +486,10 @@ class TestModules:
         (RandomCrop(6, padding=1), lambda x, g: A.random_crop(x, 6, 1, generator=g)),
         (RandomResizedCrop(), lambda x, g: A.random_resized_crop(x, generator=g)),
         (RandomRotation(10), lambda x, g: A.rotate(x, 10, generator=g)),
-        (ColorJitter(0.3, 0.3, 0.3, 0.1), lambda x, g: A.color_jitter(x, 0.3, 0.3, 0.3, 0.1, generator=g)),
+        (
+            ColorJitter(0.3, 0.3, 0.3, 0.1),
+            lambda x, g: A.color_jitter(x, 0.3, 0.3, 0.3, 0.1, generator=g),
+        ),
         (Cutout(3), lambda x, g: A.cutout(x, 3, generator=g)),
     ]
 
@@ -465,8 +509,17 @@ class TestModules:
             assert xe is x and ye is y
 
     def test_repr_shows_the_settings(self):
-        text = repr(Augment(RandomCrop(8, padding=1, fill=-0.5), RandomRotation(10), Cutout(3, p=0.5), Mixup(10)))
-        for part in ("size=8, padding=1, fill=-0.5", "max_degrees=10", "size=3, p=0.5", "num_classes=10, alpha=0.2"):
+        text = repr(
+            Augment(
+                RandomCrop(8, padding=1, fill=-0.5), RandomRotation(10), Cutout(3, p=0.5), Mixup(10)
+            )
+        )
+        for part in (
+            "size=8, padding=1, fill=-0.5",
+            "max_degrees=10",
+            "size=3, p=0.5",
+            "num_classes=10, alpha=0.2",
+        ):
             assert part in text
 
     def test_augment_runs_the_steps_in_order(self):
@@ -560,7 +613,9 @@ class TestAudio:
             noisy = A.add_noise(wave, snr, generator=gen(1))
             measured = 10 * math.log10(wave.pow(2).mean() / (noisy - wave).pow(2).mean())
             assert measured == pytest.approx(snr, abs=1e-9)
-        assert torch.equal(A.add_noise(wave, 5, generator=gen(2)), A.add_noise(wave, 5, generator=gen(2)))
+        assert torch.equal(
+            A.add_noise(wave, 5, generator=gen(2)), A.add_noise(wave, 5, generator=gen(2))
+        )
 
 
 class TestSmote:
@@ -570,7 +625,7 @@ class TestSmote:
         assert out.shape == (50, 3)
         for i in range(50):
             b, m, u = p["base"][i], p["neighbour"][i], p["u"][i]
-            order = ((x - x[b]) ** 2).sum(1).argsort()[1:4]     # the 3 nearest others, by brute force
+            order = ((x - x[b]) ** 2).sum(1).argsort()[1:4]  # the 3 nearest others, by brute force
             assert m in order.tolist() and 0 <= u < 1
             torch.testing.assert_close(out[i], x[b] + u * (x[m] - x[b]), rtol=0, atol=1e-12)
 
@@ -614,7 +669,13 @@ BAD = [
     (A.mixup, (X4, Y4, 1), {}, ValueError, "num_classes must be >="),
     (A.mixup, (X4, Y4, 4), {"alpha": 0.0}, ValueError, "alpha must be >"),
     (A.mixup, (X4, Y4, 4), {"alpha": -1.0}, ValueError, "alpha must be >"),
-    (A.mixup, (X4, torch.tensor([0, 1, 2, 4]), 4), {}, ValueError, r"y must hold class indices in \[0, 4\), got 4"),
+    (
+        A.mixup,
+        (X4, torch.tensor([0, 1, 2, 4]), 4),
+        {},
+        ValueError,
+        r"y must hold class indices in \[0, 4\), got 4",
+    ),
     (A.mixup, (X4, torch.tensor([0, 1, -1, 2]), 4), {}, ValueError, "y must hold class indices"),
     (A.mixup, (X4, Y4[:3], 4), {}, ValueError, "same length"),
     (A.mixup, (X4, Y4.float(), 4), {}, ValueError, "y must be class indices"),
@@ -643,21 +704,25 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("func,args,kwargs,exc,match", BAD,
-                         ids=[f"{b[0].__name__}-{i}" for i, b in enumerate(BAD)])
+@pytest.mark.parametrize(
+    "func,args,kwargs,exc,match", BAD, ids=[f"{b[0].__name__}-{i}" for i, b in enumerate(BAD)]
+)
 def test_bad_input(func, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         func(*args, **kwargs)
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: RandomHFlip(1.5), "p must be in"),
-    (lambda: Cutout(0), "size must be >="),
-    (lambda: Mixup(1), "num_classes"),
-    (lambda: CutMix(10, alpha=0), "alpha"),
-    (lambda: RandomRotation(-5), "max_degrees"),
-    (lambda: ColorJitter(hue=1.0), "hue"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: RandomHFlip(1.5), "p must be in"),
+        (lambda: Cutout(0), "size must be >="),
+        (lambda: Mixup(1), "num_classes"),
+        (lambda: CutMix(10, alpha=0), "alpha"),
+        (lambda: RandomRotation(-5), "max_degrees"),
+        (lambda: ColorJitter(hue=1.0), "hue"),
+    ],
+)
 def test_bad_module_settings(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -666,7 +731,12 @@ def test_bad_module_settings(make, match):
 # --------------------------------------------------------------------------- properties
 class TestProperties:
     @settings(max_examples=25, deadline=None)
-    @given(n=st.integers(1, 6), k=st.integers(2, 5), alpha=st.floats(0.05, 5.0), seed=st.integers(0, 10_000))
+    @given(
+        n=st.integers(1, 6),
+        k=st.integers(2, 5),
+        alpha=st.floats(0.05, 5.0),
+        seed=st.integers(0, 10_000),
+    )
     def test_mixup_labels_sum_to_one(self, n, k, alpha, seed):
         y = torch.randint(0, k, (n,), generator=gen(seed))
         _, ym = A.mixup(images(n, c=1, h=3, w=3), y, k, alpha=alpha, generator=gen(seed))
@@ -674,8 +744,13 @@ class TestProperties:
         assert bool((ym >= 0).all())
 
     @settings(max_examples=25, deadline=None)
-    @given(n=st.integers(1, 5), h=st.integers(1, 9), w=st.integers(1, 9), alpha=st.floats(0.05, 5.0),
-           seed=st.integers(0, 10_000))
+    @given(
+        n=st.integers(1, 5),
+        h=st.integers(1, 9),
+        w=st.integers(1, 9),
+        alpha=st.floats(0.05, 5.0),
+        seed=st.integers(0, 10_000),
+    )
     def test_cutmix_labels_sum_to_one_and_weight_matches_area(self, n, h, w, alpha, seed):
         x = (torch.arange(n, dtype=DT) + 1).view(n, 1, 1, 1).expand(n, 1, h, w).contiguous()
         y = torch.arange(n) % 2
@@ -683,11 +758,18 @@ class TestProperties:
         torch.testing.assert_close(ym.sum(1), torch.ones(n, dtype=DT))
         changed = (xm != x).double().mean((1, 2, 3))
         moved = p["index"] != torch.arange(n)
-        assert bool(torch.all(torch.isclose(changed[moved], torch.full_like(changed[moved], 1 - p["lam"]))))
+        assert bool(
+            torch.all(torch.isclose(changed[moved], torch.full_like(changed[moved], 1 - p["lam"])))
+        )
 
     @settings(max_examples=25, deadline=None)
-    @given(n=st.integers(1, 4), c=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6),
-           seed=st.integers(0, 10_000))
+    @given(
+        n=st.integers(1, 4),
+        c=st.integers(1, 3),
+        h=st.integers(1, 6),
+        w=st.integers(1, 6),
+        seed=st.integers(0, 10_000),
+    )
     def test_flip_twice_is_identity(self, n, c, h, w, seed):
         x = torch.randn(n, c, h, w, generator=gen(seed))
         assert torch.equal(A.hflip(A.hflip(x, p=1.0), p=1.0), x)
@@ -723,7 +805,9 @@ class TestExperiments:
         assert res.options["cutout"] == 0
         assert [r["augmentation"] for r in res.rows] == ["none", "shift_rotate_cutout", "flip"]
         for row in res.rows:
-            assert 0 <= row["test_acc"] <= 1 and row["gap"] == pytest.approx(row["train_acc"] - row["test_acc"])
+            assert 0 <= row["test_acc"] <= 1 and row["gap"] == pytest.approx(
+                row["train_acc"] - row["test_acc"]
+            )
         assert len(res.claims) == 4 and all(isinstance(v, bool) for v in res.claims.values())
         close(res.figure)
         with pytest.raises(ValueError, match="seeds"):
@@ -747,19 +831,37 @@ class TestExperiments:
 
         fig, samples = lambda_histograms((0.2, 2.0), n=500, seed=1)
         assert set(samples) == {0.2, 2.0} and all(len(v) == 500 for v in samples.values())
-        assert samples[0.2].var() > samples[2.0].var()   # 1/5.6 vs 1/20
+        assert samples[0.2].var() > samples[2.0].var()  # 1/5.6 vs 1/20
         close(fig)
 
     def test_cli_writes_the_files(self, tmp_path, capsys):
         from regcourse.__main__ import main
 
-        code = main(["run", "aug_gap", "--out", str(tmp_path), "--no-progress", "--seeds", "1",
-                     "--n-train", "40", "--epochs", "1", "--channels", "4"])
+        code = main(
+            [
+                "run",
+                "aug_gap",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--seeds",
+                "1",
+                "--n-train",
+                "40",
+                "--epochs",
+                "1",
+                "--channels",
+                "4",
+            ]
+        )
         assert code == 0
         payload = json.loads((tmp_path / "aug_gap.json").read_text())
         assert payload["experiment"] == "aug_gap" and len(payload["rows"]) == 3
         assert (tmp_path / "aug_gap.png").stat().st_size > 0
-        assert main(["run", "aug_gallery", "--out", str(tmp_path), "--size", "24", "--format", "csv"]) == 0
+        assert (
+            main(["run", "aug_gallery", "--out", str(tmp_path), "--size", "24", "--format", "csv"])
+            == 0
+        )
         assert (tmp_path / "aug_gallery.csv").read_text().startswith("transform,changed_fraction")
         assert main(["run", "aug_gap", "--out", str(tmp_path), "--seeds", "0"]) == 2
         assert "seeds" in capsys.readouterr().err

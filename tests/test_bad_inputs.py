@@ -14,8 +14,18 @@ import pytest
 import torch
 from torch import nn
 
-from regcourse import augment, data, depth, dropout, early_stopping, models, normalization
-from regcourse import penalties, smoothing, training
+from regcourse import (
+    augment,
+    data,
+    depth,
+    dropout,
+    early_stopping,
+    models,
+    normalization,
+    penalties,
+    smoothing,
+    training,
+)
 
 X = torch.randn(4, 5)
 IMG = torch.rand(4, 3, 8, 8)
@@ -41,83 +51,303 @@ CASES = [
     ("l2_penalty negative lam", lambda: penalties.l2_penalty(W, -0.1), ValueError, "lam"),
     ("l2_grad NaN lam", lambda: penalties.l2_grad(W, math.nan), ValueError, "lam"),
     ("l1_grad list w", lambda: penalties.l1_grad([1.0, 2.0], 0.1), TypeError, "w"),
-    ("l1_penalty int tensor", lambda: penalties.l1_penalty(torch.tensor([1, 2]), 0.1), TypeError, "w"),
+    (
+        "l1_penalty int tensor",
+        lambda: penalties.l1_penalty(torch.tensor([1, 2]), 0.1),
+        TypeError,
+        "w",
+    ),
     ("sgd_step zero lr", lambda: penalties.sgd_step(W, W, 0.0, 0.1), ValueError, "lr"),
     ("sgd_step negative lr", lambda: penalties.sgd_step(W, W, -1.0, 0.1), ValueError, "lr"),
-    ("sgd_step unknown penalty", lambda: penalties.sgd_step(W, W, 0.1, 0.1, penalty="l3"), ValueError, "penalty"),
-    ("sgd_step shape mismatch", lambda: penalties.sgd_step(W, torch.randn(4), 0.1, 0.1), ValueError, "grad"),
-    ("sgd_step inf grad", lambda: penalties.sgd_step(W, torch.tensor([1.0, math.inf, 0.0]), 0.1, 0.1), ValueError, "grad"),
-    ("l1_prox_step negative lam", lambda: penalties.l1_prox_step(W, W, 0.1, -1.0), ValueError, "lam"),
-    ("adamw_step negative lam", lambda: penalties.adamw_step(W, W, penalties.adam_init(W), lam=-0.01), ValueError, "lam"),
-    ("adam_l2_step zero lr", lambda: penalties.adam_l2_step(W, W, penalties.adam_init(W), lr=0.0), ValueError, "lr"),
+    (
+        "sgd_step unknown penalty",
+        lambda: penalties.sgd_step(W, W, 0.1, 0.1, penalty="l3"),
+        ValueError,
+        "penalty",
+    ),
+    (
+        "sgd_step shape mismatch",
+        lambda: penalties.sgd_step(W, torch.randn(4), 0.1, 0.1),
+        ValueError,
+        "grad",
+    ),
+    (
+        "sgd_step inf grad",
+        lambda: penalties.sgd_step(W, torch.tensor([1.0, math.inf, 0.0]), 0.1, 0.1),
+        ValueError,
+        "grad",
+    ),
+    (
+        "l1_prox_step negative lam",
+        lambda: penalties.l1_prox_step(W, W, 0.1, -1.0),
+        ValueError,
+        "lam",
+    ),
+    (
+        "adamw_step negative lam",
+        lambda: penalties.adamw_step(W, W, penalties.adam_init(W), lam=-0.01),
+        ValueError,
+        "lam",
+    ),
+    (
+        "adam_l2_step zero lr",
+        lambda: penalties.adam_l2_step(W, W, penalties.adam_init(W), lr=0.0),
+        ValueError,
+        "lr",
+    ),
     # --- dropout ---------------------------------------------------------------
     ("dropout p = 1", lambda: dropout.dropout(X, 1.0), ValueError, "p"),
     ("dropout p < 0", lambda: dropout.dropout(X, -0.1), ValueError, "p"),
     ("dropout p NaN", lambda: dropout.dropout(X, math.nan), ValueError, "p"),
     ("dropout p str", lambda: dropout.dropout(X, "0.5"), TypeError, "p"),
-    ("dropout int tensor", lambda: dropout.dropout(torch.ones(3, dtype=torch.int64), 0.5), TypeError, "x"),
+    (
+        "dropout int tensor",
+        lambda: dropout.dropout(torch.ones(3, dtype=torch.int64), 0.5),
+        TypeError,
+        "x",
+    ),
     ("dropout numpy input", lambda: dropout.dropout(X.numpy(), 0.5), TypeError, "x"),
     ("Dropout module p = 1.5", lambda: dropout.Dropout(1.5), ValueError, "p"),
-    ("apply_dropout_mask shape", lambda: dropout.apply_dropout_mask(X, torch.ones(4, 4), 0.5), ValueError, "mask"),
-    ("apply_dropout_mask non-binary", lambda: dropout.apply_dropout_mask(X, torch.full((4, 5), 0.5), 0.5), ValueError, "mask"),
-    ("dropout generator wrong type", lambda: dropout.dropout(X, 0.5, generator=0), TypeError, "generator"),
+    (
+        "apply_dropout_mask shape",
+        lambda: dropout.apply_dropout_mask(X, torch.ones(4, 4), 0.5),
+        ValueError,
+        "mask",
+    ),
+    (
+        "apply_dropout_mask non-binary",
+        lambda: dropout.apply_dropout_mask(X, torch.full((4, 5), 0.5), 0.5),
+        ValueError,
+        "mask",
+    ),
+    (
+        "dropout generator wrong type",
+        lambda: dropout.dropout(X, 0.5, generator=0),
+        TypeError,
+        "generator",
+    ),
     ("DropConnectLinear p = 1", lambda: dropout.DropConnectLinear(5, 3, p=1.0), ValueError, "p"),
     # --- smoothing ---------------------------------------------------------------
     ("smooth_targets eps > 1", lambda: smoothing.smooth_targets(Y, 3, eps=1.5), ValueError, "eps"),
     ("smooth_targets eps < 0", lambda: smoothing.smooth_targets(Y, 3, eps=-0.1), ValueError, "eps"),
-    ("smooth_targets K < 2", lambda: smoothing.smooth_targets(torch.tensor([0]), 1), ValueError, "num_classes"),
-    ("smooth_targets target >= K", lambda: smoothing.smooth_targets(torch.tensor([3]), 3), ValueError, "target"),
-    ("smooth_targets target < 0", lambda: smoothing.smooth_targets(torch.tensor([-1]), 3), ValueError, "target"),
-    ("smooth_targets float target", lambda: smoothing.smooth_targets(torch.tensor([1.0]), 3), TypeError, "target"),
-    ("ce_from_probs negative", lambda: smoothing.cross_entropy_from_probs(torch.tensor([[-0.1, 0.6, 0.5]]), torch.tensor([[0.0, 1.0, 0.0]])), ValueError, "probs"),
-    ("ce_from_probs not summing to 1", lambda: smoothing.cross_entropy_from_probs(torch.tensor([[0.2, 0.2, 0.2]]), torch.tensor([[0.0, 1.0, 0.0]])), ValueError, "probs"),
-    ("ce_from_probs shape mismatch", lambda: smoothing.cross_entropy_from_probs(torch.tensor([[0.2, 0.8]]), torch.tensor([[0.0, 1.0, 0.0]])), ValueError, "probs|target_dist"),
-    ("smoothed_ce batch mismatch", lambda: smoothing.smoothed_cross_entropy(torch.randn(4, 3), torch.tensor([0, 1])), ValueError, "target|logits"),
-    ("smoothed_ce NaN logits", lambda: smoothing.smoothed_cross_entropy(torch.full((2, 3), math.nan), torch.tensor([0, 1])), ValueError, "logits"),
-    ("smoothed_ce bad reduction", lambda: smoothing.smoothed_cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), reduction="avg"), ValueError, "reduction"),
+    (
+        "smooth_targets K < 2",
+        lambda: smoothing.smooth_targets(torch.tensor([0]), 1),
+        ValueError,
+        "num_classes",
+    ),
+    (
+        "smooth_targets target >= K",
+        lambda: smoothing.smooth_targets(torch.tensor([3]), 3),
+        ValueError,
+        "target",
+    ),
+    (
+        "smooth_targets target < 0",
+        lambda: smoothing.smooth_targets(torch.tensor([-1]), 3),
+        ValueError,
+        "target",
+    ),
+    (
+        "smooth_targets float target",
+        lambda: smoothing.smooth_targets(torch.tensor([1.0]), 3),
+        TypeError,
+        "target",
+    ),
+    (
+        "ce_from_probs negative",
+        lambda: smoothing.cross_entropy_from_probs(
+            torch.tensor([[-0.1, 0.6, 0.5]]), torch.tensor([[0.0, 1.0, 0.0]])
+        ),
+        ValueError,
+        "probs",
+    ),
+    (
+        "ce_from_probs not summing to 1",
+        lambda: smoothing.cross_entropy_from_probs(
+            torch.tensor([[0.2, 0.2, 0.2]]), torch.tensor([[0.0, 1.0, 0.0]])
+        ),
+        ValueError,
+        "probs",
+    ),
+    (
+        "ce_from_probs shape mismatch",
+        lambda: smoothing.cross_entropy_from_probs(
+            torch.tensor([[0.2, 0.8]]), torch.tensor([[0.0, 1.0, 0.0]])
+        ),
+        ValueError,
+        "probs|target_dist",
+    ),
+    (
+        "smoothed_ce batch mismatch",
+        lambda: smoothing.smoothed_cross_entropy(torch.randn(4, 3), torch.tensor([0, 1])),
+        ValueError,
+        "target|logits",
+    ),
+    (
+        "smoothed_ce NaN logits",
+        lambda: smoothing.smoothed_cross_entropy(
+            torch.full((2, 3), math.nan), torch.tensor([0, 1])
+        ),
+        ValueError,
+        "logits",
+    ),
+    (
+        "smoothed_ce bad reduction",
+        lambda: smoothing.smoothed_cross_entropy(
+            torch.randn(2, 3), torch.tensor([0, 1]), reduction="avg"
+        ),
+        ValueError,
+        "reduction",
+    ),
     # --- augmentation ------------------------------------------------------------
     ("hflip p > 1", lambda: augment.hflip(IMG, p=1.5), ValueError, "p"),
     ("hflip 2-D input", lambda: augment.hflip(torch.rand(8, 8)), ValueError, "x"),
     ("random_crop size too big", lambda: augment.random_crop(IMG, 20), ValueError, "size"),
     ("random_crop size 0", lambda: augment.random_crop(IMG, 0), ValueError, "size"),
-    ("rotate NaN degrees", lambda: augment.rotate(IMG, max_degrees=math.nan), ValueError, "max_degrees"),
+    (
+        "rotate NaN degrees",
+        lambda: augment.rotate(IMG, max_degrees=math.nan),
+        ValueError,
+        "max_degrees",
+    ),
     ("cutout size too big", lambda: augment.cutout(IMG, 9), ValueError, "size"),
     ("mixup alpha 0", lambda: augment.mixup(IMG, Y, 3, alpha=0.0), ValueError, "alpha"),
-    ("mixup label out of range", lambda: augment.mixup(IMG, torch.tensor([0, 1, 2, 3]), 3), ValueError, "y"),
+    (
+        "mixup label out of range",
+        lambda: augment.mixup(IMG, torch.tensor([0, 1, 2, 3]), 3),
+        ValueError,
+        "y",
+    ),
     ("mixup batch mismatch", lambda: augment.mixup(IMG, torch.tensor([0, 1]), 3), ValueError, "y"),
-    ("cutmix num_classes 1", lambda: augment.cutmix(IMG, torch.zeros(4, dtype=torch.int64), 1), ValueError, "num_classes"),
+    (
+        "cutmix num_classes 1",
+        lambda: augment.cutmix(IMG, torch.zeros(4, dtype=torch.int64), 1),
+        ValueError,
+        "num_classes",
+    ),
     ("cutmix negative alpha", lambda: augment.cutmix(IMG, Y, 3, alpha=-1.0), ValueError, "alpha"),
-    ("mixup int images", lambda: augment.mixup(torch.ones(4, 3, 8, 8, dtype=torch.uint8), Y, 3), TypeError, "x"),
+    (
+        "mixup int images",
+        lambda: augment.mixup(torch.ones(4, 3, 8, 8, dtype=torch.uint8), Y, 3),
+        TypeError,
+        "x",
+    ),
     # --- batch norm --------------------------------------------------------------
     ("batch_norm negative eps", lambda: _bn_call(eps=-1e-5), ValueError, "eps"),
     ("batch_norm momentum > 1", lambda: _bn_call(momentum=1.5), ValueError, "momentum"),
-    ("batch_norm running_mean shape", lambda: _bn_call(running_mean=torch.zeros(4)), ValueError, "running_mean"),
-    ("batch_norm one value per channel", lambda: _bn_call(x=torch.randn(1, 5)), ValueError, "per channel"),
+    (
+        "batch_norm running_mean shape",
+        lambda: _bn_call(running_mean=torch.zeros(4)),
+        ValueError,
+        "running_mean",
+    ),
+    (
+        "batch_norm one value per channel",
+        lambda: _bn_call(x=torch.randn(1, 5)),
+        ValueError,
+        "per channel",
+    ),
     ("BatchNorm1d zero features", lambda: normalization.BatchNorm1d(0), ValueError, "num_features"),
     # --- early stopping ----------------------------------------------------------
-    ("EarlyStopping patience 0", lambda: early_stopping.EarlyStopping(patience=0), ValueError, "patience"),
-    ("EarlyStopping patience 2.5", lambda: early_stopping.EarlyStopping(patience=2.5), TypeError, "patience"),
-    ("EarlyStopping negative min_delta", lambda: early_stopping.EarlyStopping(min_delta=-0.1), ValueError, "min_delta"),
-    ("EarlyStopping unknown mode", lambda: early_stopping.EarlyStopping(mode="lowest"), ValueError, "mode"),
-    ("EarlyStopping NaN value", lambda: early_stopping.EarlyStopping().step(math.nan), ValueError, "value"),
-    ("simulate patience 0", lambda: early_stopping.simulate([1.0, 0.5], patience=0), ValueError, "patience"),
+    (
+        "EarlyStopping patience 0",
+        lambda: early_stopping.EarlyStopping(patience=0),
+        ValueError,
+        "patience",
+    ),
+    (
+        "EarlyStopping patience 2.5",
+        lambda: early_stopping.EarlyStopping(patience=2.5),
+        TypeError,
+        "patience",
+    ),
+    (
+        "EarlyStopping negative min_delta",
+        lambda: early_stopping.EarlyStopping(min_delta=-0.1),
+        ValueError,
+        "min_delta",
+    ),
+    (
+        "EarlyStopping unknown mode",
+        lambda: early_stopping.EarlyStopping(mode="lowest"),
+        ValueError,
+        "mode",
+    ),
+    (
+        "EarlyStopping NaN value",
+        lambda: early_stopping.EarlyStopping().step(math.nan),
+        ValueError,
+        "value",
+    ),
+    (
+        "simulate patience 0",
+        lambda: early_stopping.simulate([1.0, 0.5], patience=0),
+        ValueError,
+        "patience",
+    ),
     # --- stochastic depth ----------------------------------------------------------
     ("drop_path p = 1", lambda: depth.drop_path(X, 1.0), ValueError, "p"),
     ("DropPath p < 0", lambda: depth.DropPath(-0.2), ValueError, "p"),
-    ("linear_decay_survival 0 blocks", lambda: depth.linear_decay_survival(0), ValueError, "num_blocks"),
-    ("linear_decay_survival survival 0", lambda: depth.linear_decay_survival(4, 0.0), ValueError, "survival_last"),
+    (
+        "linear_decay_survival 0 blocks",
+        lambda: depth.linear_decay_survival(0),
+        ValueError,
+        "num_blocks",
+    ),
+    (
+        "linear_decay_survival survival 0",
+        lambda: depth.linear_decay_survival(4, 0.0),
+        ValueError,
+        "survival_last",
+    ),
     # --- data, models, training --------------------------------------------------
     ("digits_split n_train too small", lambda: data.digits_split(n_train=5), ValueError, "n_train"),
-    ("digits_split label_noise 1", lambda: data.digits_split(label_noise=1.0), ValueError, "label_noise"),
+    (
+        "digits_split label_noise 1",
+        lambda: data.digits_split(label_noise=1.0),
+        ValueError,
+        "label_noise",
+    ),
     ("sample_photo unknown name", lambda: data.sample_photo("cat.jpg"), ValueError, "name"),
     ("MLP dropout 1", lambda: models.MLP(dropout=1.0), ValueError, "dropout"),
     ("build_model unknown kind", lambda: models.build_model("resnet"), ValueError, "kind"),
-    ("make_optimizer unknown", lambda: training.make_optimizer(nn.Linear(2, 2), "rmsprop"), ValueError, "optimizer"),
-    ("make_optimizer negative weight_decay", lambda: training.make_optimizer(nn.Linear(2, 2), weight_decay=-1.0), ValueError, "weight_decay"),
-    ("train epochs 0", lambda: training.train(nn.Linear(64, 10), _Split(), epochs=0), ValueError, "epochs"),
-    ("train label_smoothing 2", lambda: training.train(nn.Linear(64, 10), _Split(), label_smoothing=2.0), ValueError, "label_smoothing"),
-    ("train data without val", lambda: training.train(nn.Linear(64, 10), object()), TypeError, "data"),
-    ("evaluate float labels", lambda: training.evaluate(nn.Flatten(), torch.randn(2, 3), torch.tensor([0.0, 1.0])), TypeError, "y"),
+    (
+        "make_optimizer unknown",
+        lambda: training.make_optimizer(nn.Linear(2, 2), "rmsprop"),
+        ValueError,
+        "optimizer",
+    ),
+    (
+        "make_optimizer negative weight_decay",
+        lambda: training.make_optimizer(nn.Linear(2, 2), weight_decay=-1.0),
+        ValueError,
+        "weight_decay",
+    ),
+    (
+        "train epochs 0",
+        lambda: training.train(nn.Linear(64, 10), _Split(), epochs=0),
+        ValueError,
+        "epochs",
+    ),
+    (
+        "train label_smoothing 2",
+        lambda: training.train(nn.Linear(64, 10), _Split(), label_smoothing=2.0),
+        ValueError,
+        "label_smoothing",
+    ),
+    (
+        "train data without val",
+        lambda: training.train(nn.Linear(64, 10), object()),
+        TypeError,
+        "data",
+    ),
+    (
+        "evaluate float labels",
+        lambda: training.evaluate(nn.Flatten(), torch.randn(2, 3), torch.tensor([0.0, 1.0])),
+        TypeError,
+        "y",
+    ),
 ]
 
 
@@ -129,7 +359,16 @@ def test_bad_input_is_rejected_naming_the_argument(call, exc, name):
 
 def test_the_sweep_covers_at_least_forty_inputs_and_every_module():
     assert len(CASES) >= 40
-    modules = {"sgd_step", "dropout", "smooth", "mixup", "batch_norm", "EarlyStopping",
-               "drop_path", "digits_split", "train "}
+    modules = {
+        "sgd_step",
+        "dropout",
+        "smooth",
+        "mixup",
+        "batch_norm",
+        "EarlyStopping",
+        "drop_path",
+        "digits_split",
+        "train ",
+    }
     covered = " ".join(c[0] for c in CASES)
     assert all(m in covered for m in modules)

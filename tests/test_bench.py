@@ -64,8 +64,14 @@ class TestQuartiles:
 class TestTimePair:
     def test_counts_calls_and_interleaves(self, bench):
         calls = []
-        t = bench.time_pair(lambda: calls.append("a"), lambda: calls.append("b"),
-                            repeats=3, warmup=1, min_time=0.0, collect=False)
+        t = bench.time_pair(
+            lambda: calls.append("a"),
+            lambda: calls.append("b"),
+            repeats=3,
+            warmup=1,
+            min_time=0.0,
+            collect=False,
+        )
         n = t["number"]
         assert len(t["ours"]) == len(t["torch"]) == len(t["ours_cpu"]) == len(t["torch_cpu"]) == 3
         assert all(v >= 0 for key in ("ours", "torch", "ours_cpu", "torch_cpu") for v in t[key])
@@ -85,8 +91,9 @@ class TestArgs:
         args = bench.parse_args(["--only", "ops", "--threads", "1,2", "--repeats", "3"])
         assert args.parts == ["ops"] and args.thread_list == [1, 2] and args.repeats == 3
 
-    @pytest.mark.parametrize("argv", [["--only", "nope"], ["--threads", "0"], ["--threads", "a"],
-                                      ["--repeats", "0"]])
+    @pytest.mark.parametrize(
+        "argv", [["--only", "nope"], ["--threads", "0"], ["--threads", "a"], ["--repeats", "0"]]
+    )
     def test_bad_arguments_exit(self, bench, argv):
         with pytest.raises(SystemExit):
             bench.parse_args(argv)
@@ -109,8 +116,9 @@ class TestQuickRun:
 
         def some_cases(quick=False):
             cases = [c for c in full(quick) if c.name in keep]
-            missing = bench.Case("missing op", "1", "none", lambda: None,
-                                 "regcourse.no_such_module")
+            missing = bench.Case(
+                "missing op", "1", "none", lambda: None, "regcourse.no_such_module"
+            )
             return cases + [missing]
 
         monkeypatch.setattr(bench, "all_cases", some_cases)
@@ -168,8 +176,10 @@ class TestSlowNotes:
             def fast_setup():
                 return (lambda: None), (lambda: time.sleep(0.002))
 
-            return [bench.Case("slow", "1", "ref", slow_setup, "json", why_slow="because"),
-                    bench.Case("fast", "1", "ref", fast_setup, "json", why_slow="because")]
+            return [
+                bench.Case("slow", "1", "ref", slow_setup, "json", why_slow="because"),
+                bench.Case("fast", "1", "ref", fast_setup, "json", why_slow="because"),
+            ]
 
         monkeypatch.setattr(bench, "all_cases", fake)
         rows = {r.name: r for r in bench.run_ops([1], repeats=1, quick=True, log=lambda *_: None)}
@@ -180,8 +190,18 @@ class TestSlowNotes:
 class TestRenderOnly:
     def test_markdown_rebuilt_from_json(self, bench, tmp_path):
         info = dict(bench.machine_info(), cores=2, load_average_at_start=[9.0, 8.0, 7.0])
-        row = bench.Row("ops", "op", "4x4", "ref", threads=1, ours_ms=3.0, torch_ms=2.0,
-                        ratio=1.5, cpu_ratio=1.4, note="why")
+        row = bench.Row(
+            "ops",
+            "op",
+            "4x4",
+            "ref",
+            threads=1,
+            ours_ms=3.0,
+            torch_ms=2.0,
+            ratio=1.5,
+            cpu_ratio=1.4,
+            note="why",
+        )
         _, mpath = bench.write_results([row], info, tmp_path, {"repeats": 1})
         first = mpath.read_text()
         mpath.unlink()
@@ -194,8 +214,10 @@ class TestRenderOnly:
 
 class TestThreadsNote:
     def rows(self, bench, t2):
-        return [bench.Row("ops", "op", "1", "ref", threads=1, torch_ms=1.0),
-                bench.Row("ops", "op", "1", "ref", threads=2, torch_ms=t2)]
+        return [
+            bench.Row("ops", "op", "1", "ref", threads=1, torch_ms=1.0),
+            bench.Row("ops", "op", "1", "ref", threads=2, torch_ms=t2),
+        ]
 
     def test_warns_when_more_threads_are_slower(self, bench):
         assert "3.0x *slower*" in bench._threads_note(self.rows(bench, 3.0))
@@ -211,7 +233,7 @@ class TestReadmePerformance:
     def test_figures_match_results(self, bench):
         readme = (REPO / "README.md").read_text()
         assert "## Performance" in readme
-        section = readme[readme.index("## Performance"):]
+        section = readme[readme.index("## Performance") :]
         assert "make bench" in section
         data = json.loads((REPO / "bench" / "results.json").read_text())
         rows = [bench.Row(**r) for r in data["rows"]]
@@ -220,21 +242,29 @@ class TestReadmePerformance:
         def cells(line):
             return [c.strip() for c in line.strip().strip("|").split("|")]
 
-        table = [cells(line) for line in section.splitlines()
-                 if line.startswith("| ") and not line.startswith(("| operation", "| chapter"))]
+        table = [
+            cells(line)
+            for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith(("| operation", "| chapter"))
+        ]
         ops = [c for c in table if len(c) == 5]
         chapters = [c for c in table if len(c) == 4 and c[0].startswith("book/")]
         one_thread = [r for r in rows if r.part == "ops" and r.threads == 1 and r.status == "ok"]
         assert len(ops) == len(one_thread) > 0
         for name, _size, _against, rat, crat in ops:
-            assert any(r.name == name and f"{r.ratio:.2f}" == rat and f"{r.cpu_ratio:.2f}" == crat
-                       for r in one_thread), (name, rat, crat)
+            assert any(
+                r.name == name and f"{r.ratio:.2f}" == rat and f"{r.cpu_ratio:.2f}" == crat
+                for r in one_thread
+            ), (name, rat, crat)
         nb = {r.name: r for r in rows if r.part == "notebooks" and r.ratio is not None}
         assert {c[0] for c in chapters} == set(nb)
         for name, time_s, rat, crat in chapters:
             r = nb[name]
             assert (bench._fmt_ms(r.ours_ms), f"{r.ratio:.2f}", f"{r.cpu_ratio:.2f}") == (
-                time_s, rat, crat)
+                time_s,
+                rat,
+                crat,
+            )
         book = {r.name: r for r in rows if r.part == "book"}
         cold, cached = book["jupyter-book build (cold)"], book["jupyter-book build (cached)"]
         assert f"took {bench._fmt_ms(cold.ours_ms)}" in section

@@ -10,7 +10,6 @@ import torch
 
 from regcourse import set_validate_args
 from regcourse.calibration import (
-    ReliabilityDiagram,
     collect_logits,
     confidence_and_prediction,
     expected_calibration_error,
@@ -48,7 +47,9 @@ class TestConfidenceAndPrediction:
     def test_from_probabilities(self):
         conf, pred = confidence_and_prediction(PROBS, probs=True)
         assert pred.tolist() == [0, 1, 2, 0, 0, 1]
-        torch.testing.assert_close(conf, torch.tensor([0.95, 0.85, 0.65, 0.45, 0.34, 0.90], dtype=torch.float64))
+        torch.testing.assert_close(
+            conf, torch.tensor([0.95, 0.85, 0.65, 0.45, 0.34, 0.90], dtype=torch.float64)
+        )
 
     def test_from_logits_is_softmax(self):
         logits = torch.tensor([[1.0, 2.0, 0.5]])
@@ -66,8 +67,12 @@ class TestReliabilityDiagram:
         assert d.count.tolist() == [len(b) for b in bins]
         for b, content in enumerate(bins):
             if content:
-                assert d.confidence[b].item() == pytest.approx(sum(c for c, _ in content) / len(content))
-                assert d.accuracy[b].item() == pytest.approx(sum(r for _, r in content) / len(content))
+                assert d.confidence[b].item() == pytest.approx(
+                    sum(c for c, _ in content) / len(content)
+                )
+                assert d.accuracy[b].item() == pytest.approx(
+                    sum(r for _, r in content) / len(content)
+                )
             else:
                 assert math.isnan(d.confidence[b].item()) and math.isnan(d.accuracy[b].item())
 
@@ -76,7 +81,9 @@ class TestReliabilityDiagram:
         d = reliability_diagram(PROBS, LABELS, 5, probs=True)
         assert d.count.tolist() == [0, 1, 1, 1, 3]
         assert d.accuracy.tolist()[1:] == pytest.approx([1.0, 0.0, 1.0, 2 / 3])
-        assert d.confidence.tolist()[1:] == pytest.approx([0.34, 0.45, 0.65, (0.95 + 0.85 + 0.90) / 3])
+        assert d.confidence.tolist()[1:] == pytest.approx(
+            [0.34, 0.45, 0.65, (0.95 + 0.85 + 0.90) / 3]
+        )
 
     def test_right_closed_edges(self):
         probs = torch.tensor([[0.5, 0.5], [1.0, 0.0]], dtype=torch.float64)
@@ -96,22 +103,49 @@ class TestReliabilityDiagram:
     def test_as_dict_is_strict_json(self):
         import json
 
-        text = json.dumps(reliability_diagram(PROBS, LABELS, 5, probs=True).as_dict(), allow_nan=False)
+        text = json.dumps(
+            reliability_diagram(PROBS, LABELS, 5, probs=True).as_dict(), allow_nan=False
+        )
         assert json.loads(text)["confidence"][0] is None
 
     @pytest.mark.parametrize(
         "args, kwargs, exc, match",
         [
-            ((PROBS.float()[:, :2].sum(1), LABELS), {}, ValueError, r"logits must have 2 dimensions"),
-            ((PROBS, LABELS[:5]), dict(probs=True), ValueError, r"labels must have one entry per row of the logits \(6\), got 5"),
-            ((PROBS, LABELS.float()), dict(probs=True), TypeError, r"labels must be a|labels must hold integer"),
-            ((PROBS, torch.tensor([0, 1, 2, 3, 0, 1])), dict(probs=True), ValueError, r"labels must be class indices in \[0, 2\], got 3"),
+            (
+                (PROBS.float()[:, :2].sum(1), LABELS),
+                {},
+                ValueError,
+                r"logits must have 2 dimensions",
+            ),
+            (
+                (PROBS, LABELS[:5]),
+                dict(probs=True),
+                ValueError,
+                r"labels must have one entry per row of the logits \(6\), got 5",
+            ),
+            (
+                (PROBS, LABELS.float()),
+                dict(probs=True),
+                TypeError,
+                r"labels must be a|labels must hold integer",
+            ),
+            (
+                (PROBS, torch.tensor([0, 1, 2, 3, 0, 1])),
+                dict(probs=True),
+                ValueError,
+                r"labels must be class indices in \[0, 2\], got 3",
+            ),
             ((PROBS, LABELS, 0), dict(probs=True), ValueError, r"num_bins must be >= 1, got 0"),
             ((PROBS, LABELS, 2.5), dict(probs=True), TypeError, r"num_bins must be an integer"),
             ((PROBS * 2, LABELS), dict(probs=True), ValueError, r"probabilities in \[0, 1\]"),
             ((PROBS * 0.5, LABELS), dict(probs=True), ValueError, r"rows sum to 1"),
             ((PROBS, LABELS), dict(probs="yes"), TypeError, r"probs must be a bool"),
-            ((torch.full((2, 3), float("nan")), torch.tensor([0, 1])), {}, ValueError, r"logits must be finite"),
+            (
+                (torch.full((2, 3), float("nan")), torch.tensor([0, 1])),
+                {},
+                ValueError,
+                r"logits must be finite",
+            ),
         ],
     )
     def test_bad_input(self, args, kwargs, exc, match):
@@ -135,7 +169,9 @@ class TestExpectedCalibrationError:
         bins = _hand_bins(num_bins)
         n = 6
         want = sum(
-            len(b) / n * abs(sum(r for _, r in b) / len(b) - sum(c for c, _ in b) / len(b)) for b in bins if b
+            len(b) / n * abs(sum(r for _, r in b) / len(b) - sum(c for c, _ in b) / len(b))
+            for b in bins
+            if b
         )
         got = expected_calibration_error(PROBS, LABELS, num_bins, probs=True)
         assert got == pytest.approx(want, abs=1e-12)
@@ -148,10 +184,14 @@ class TestExpectedCalibrationError:
         # 10 examples at confidence 0.8, 8 of them right: no gap in their bin
         probs = torch.tensor([[0.8, 0.2]] * 10, dtype=torch.float64)
         labels = torch.tensor([0] * 8 + [1] * 2)
-        assert expected_calibration_error(probs, labels, probs=True) == pytest.approx(0.0, abs=1e-12)
+        assert expected_calibration_error(probs, labels, probs=True) == pytest.approx(
+            0.0, abs=1e-12
+        )
 
     def test_logits_and_probabilities_agree(self):
-        logits = torch.randn(200, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2
+        logits = (
+            torch.randn(200, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2
+        )
         labels = torch.randint(0, 4, (200,), generator=torch.Generator().manual_seed(3))
         a = expected_calibration_error(logits, labels)
         b = expected_calibration_error(torch.softmax(logits, 1), labels, probs=True)
@@ -176,8 +216,16 @@ class TestLogitNorm:
         "args, exc, match",
         [
             ((torch.ones(3),), ValueError, r"logits must have 2 dimensions"),
-            ((torch.ones(2, 3), "sum"), ValueError, r"reduction must be 'mean' or 'none', got 'sum'"),
-            ((torch.ones(2, 3, dtype=torch.long),), TypeError, r"logits must be a floating-point tensor"),
+            (
+                (torch.ones(2, 3), "sum"),
+                ValueError,
+                r"reduction must be 'mean' or 'none', got 'sum'",
+            ),
+            (
+                (torch.ones(2, 3, dtype=torch.long),),
+                TypeError,
+                r"logits must be a floating-point tensor",
+            ),
         ],
     )
     def test_bad_input(self, args, exc, match):

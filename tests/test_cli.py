@@ -30,22 +30,38 @@ def toy_experiment():
     """Register a throw-away experiment with every option type; unregister it afterwards."""
     name = "zz_toy"
 
-    @experiments.experiment(name, "a toy experiment for the tests", n="an int", x="a float",
-                            word="a str", flag="a bool")
-    def toy(n: int = 2, x: float = 0.5, word: str = "hi", flag: bool = False, progress: bool = False):
+    @experiments.experiment(
+        name, "a toy experiment for the tests", n="an int", x="a float", word="a str", flag="a bool"
+    )
+    def toy(
+        n: int = 2, x: float = 0.5, word: str = "hi", flag: bool = False, progress: bool = False
+    ):
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         rows = [{"i": i, "x": x * i, "word": word, "flag": flag} for i in range(n)]
-        return Result(name, {"n": n, "x": x, "word": word, "flag": flag}, rows, {"n is even": n % 2 == 0})
+        return Result(
+            name, {"n": n, "x": x, "word": word, "flag": flag}, rows, {"n is even": n % 2 == 0}
+        )
 
     yield name
     experiments._REGISTRY.pop(name, None)
 
 
 def _run_module(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "REGCOURSE_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "regcourse", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "0",
+        "REGCOURSE_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "regcourse", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def _assert_one_line_error(stderr: str, *fragments: str) -> None:
@@ -126,7 +142,9 @@ class TestUsageErrors:
         with pytest.raises(SystemExit) as exc:
             main(["run", toy_experiment, "--flag", "maybe", "--out", str(tmp_path)])
         assert exc.value.code == 2
-        _assert_one_line_error(capsys.readouterr().err, "--flag", "expected true or false, got 'maybe'")
+        _assert_one_line_error(
+            capsys.readouterr().err, "--flag", "expected true or false, got 'maybe'"
+        )
 
     def test_unknown_flag(self, capsys):
         with pytest.raises(SystemExit) as exc:
@@ -154,7 +172,10 @@ class TestRunWritesResults:
     def test_json_and_png(self, tmp_path, capsys):
         assert main(["run", "core_problem", *TINY, "--out", str(tmp_path)]) == 0
         out = capsys.readouterr().out
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["core_problem.json", "core_problem.png"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "core_problem.json",
+            "core_problem.png",
+        ]
         payload = json.loads((tmp_path / "core_problem.json").read_text())
         assert payload["experiment"] == "core_problem"
         assert payload["options"]["seeds"] == 1 and payload["options"]["n_train"] == 20
@@ -180,8 +201,21 @@ class TestRunWritesResults:
         assert (out / f"{toy_experiment}.json").exists()
 
     def test_options_reach_the_experiment(self, tmp_path, toy_experiment, capsys):
-        args = ["run", toy_experiment, "--n", "3", "--x", "1.5", "--word", "yo", "--flag", "yes",
-                "--out", str(tmp_path), "--no-progress"]
+        args = [
+            "run",
+            toy_experiment,
+            "--n",
+            "3",
+            "--x",
+            "1.5",
+            "--word",
+            "yo",
+            "--flag",
+            "yes",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
         assert main(args) == 0
         payload = json.loads((tmp_path / f"{toy_experiment}.json").read_text())
         assert payload["options"] == {"n": 3, "x": 1.5, "word": "yo", "flag": True}
@@ -273,7 +307,12 @@ class TestRegistry:
 
     def test_option_types_come_from_the_defaults(self, toy_experiment):
         opts = experiments.get(toy_experiment).options
-        assert {k: v[0] for k, v in opts.items()} == {"n": int, "x": float, "word": str, "flag": bool}
+        assert {k: v[0] for k, v in opts.items()} == {
+            "n": int,
+            "x": float,
+            "word": str,
+            "flag": bool,
+        }
         assert opts["x"] == (float, 0.5, "a float")
         assert "progress" not in opts
 
@@ -290,13 +329,16 @@ class TestRegistry:
 
     def test_option_without_default_is_rejected(self):
         with pytest.raises(TypeError, match=r"option 'n' of experiment 'zz_bad' needs a default"):
+
             @experiments.experiment("zz_bad", "bad")
             def bad(n, progress=False):  # pragma: no cover - never called
                 return None
+
         assert "zz_bad" not in experiments.registry()
 
     def test_same_name_twice_is_rejected(self, toy_experiment):
         with pytest.raises(ValueError, match=r"experiment 'zz_toy' is registered twice"):
+
             @experiments.experiment(toy_experiment, "again")
             def other(progress=False):  # pragma: no cover - never called
                 return None

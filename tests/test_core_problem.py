@@ -21,7 +21,13 @@ from regcourse.data import digits_split
 from regcourse.experiments import Result, get, run
 from regcourse.experiments.core_problem import LEVELS, SOURCE_TABLE, diagnose, mean_std
 
-LABELS = {"Severe overfitting", "Mild overfitting", "Good fit", "Slight underfitting", "Severe underfitting"}
+LABELS = {
+    "Severe overfitting",
+    "Mild overfitting",
+    "Good fit",
+    "Slight underfitting",
+    "Severe underfitting",
+}
 # two seeds, two epochs, a tiny network: every code path, in about a second
 TINY = dict(seeds=2, epochs=2, n_train=30, hidden=8)
 
@@ -38,16 +44,16 @@ class TestDiagnose:
         "train_acc, test_acc, expected",
         [
             (100.0, 70.0, "Severe overfitting"),
-            (100.0, 85.0, "Severe overfitting"),   # gap exactly 15: severe
-            (100.0, 85.5, "Mild overfitting"),     # gap 14.5
-            (90.0, 85.0, "Mild overfitting"),      # gap exactly 5: mild
-            (99.0, 94.5, "Good fit"),              # gap 4.5, train >= 95
-            (95.0, 94.0, "Good fit"),              # train exactly 95
+            (100.0, 85.0, "Severe overfitting"),  # gap exactly 15: severe
+            (100.0, 85.5, "Mild overfitting"),  # gap 14.5
+            (90.0, 85.0, "Mild overfitting"),  # gap exactly 5: mild
+            (99.0, 94.5, "Good fit"),  # gap 4.5, train >= 95
+            (95.0, 94.0, "Good fit"),  # train exactly 95
             (94.5, 94.0, "Slight underfitting"),
-            (80.0, 79.0, "Slight underfitting"),   # train exactly 80
+            (80.0, 79.0, "Slight underfitting"),  # train exactly 80
             (79.5, 79.0, "Severe underfitting"),
-            (60.0, 70.0, "Severe underfitting"),   # negative gap, low train accuracy
-            (86.0, 90.0, "Slight underfitting"),   # negative gap (noisy training labels)
+            (60.0, 70.0, "Severe underfitting"),  # negative gap, low train accuracy
+            (86.0, 90.0, "Slight underfitting"),  # negative gap (noisy training labels)
             (0.0, 0.0, "Severe underfitting"),
             (100.0, 0.0, "Severe overfitting"),
         ],
@@ -68,20 +74,44 @@ class TestDiagnose:
         assert diagnose(85.0, 84.0, underfit_train=90.0) == "Severe underfitting"
 
     def test_accepts_ints_and_tensors(self):
-        assert diagnose(100, 70) == diagnose(torch.tensor(100.0), torch.tensor(70.0)) == "Severe overfitting"
+        assert (
+            diagnose(100, 70)
+            == diagnose(torch.tensor(100.0), torch.tensor(70.0))
+            == "Severe overfitting"
+        )
 
     @pytest.mark.parametrize(
         "args, kwargs, error, match",
         [
             ((101.0, 50.0), {}, ValueError, r"train_acc must be in \[0, 100\], got 101"),
             ((50.0, -1.0), {}, ValueError, r"test_acc must be in \[0, 100\], got -1"),
-            ((0.9, 0.8), {"severe_gap": 150.0}, ValueError, r"severe_gap must be in \[0, 100\], got 150"),
+            (
+                (0.9, 0.8),
+                {"severe_gap": 150.0},
+                ValueError,
+                r"severe_gap must be in \[0, 100\], got 150",
+            ),
             ((float("nan"), 50.0), {}, ValueError, r"train_acc must be finite"),
             (("99", 50.0), {}, TypeError, r"train_acc must be a real number"),
             ((True, 50.0), {}, TypeError, r"train_acc must be a real number"),
-            ((90.0, 80.0), {"mild_gap": 20.0}, ValueError, r"mild_gap must be in \[0, 15\], got 20"),
-            ((90.0, 80.0), {"underfit_train": 96.0}, ValueError, r"underfit_train must be in \[0, 95\], got 96"),
-            ((90.0, 80.0), {"fit_train": -5.0}, ValueError, r"fit_train must be in \[0, 100\], got -5"),
+            (
+                (90.0, 80.0),
+                {"mild_gap": 20.0},
+                ValueError,
+                r"mild_gap must be in \[0, 15\], got 20",
+            ),
+            (
+                (90.0, 80.0),
+                {"underfit_train": 96.0},
+                ValueError,
+                r"underfit_train must be in \[0, 95\], got 96",
+            ),
+            (
+                (90.0, 80.0),
+                {"fit_train": -5.0},
+                ValueError,
+                r"fit_train must be in \[0, 100\], got -5",
+            ),
         ],
     )
     def test_bad_input(self, args, kwargs, error, match):
@@ -136,8 +166,20 @@ class TestExperiment:
     def test_returns_a_result_with_a_row_per_level(self, tiny):
         assert isinstance(tiny, Result) and tiny.name == "core_problem"
         assert [row["level"] for row in tiny.rows] == list(LEVELS) == ["none", "light", "heavy"]
-        keys = {"level", "dropout", "weight_decay", "train_acc", "train_acc_std", "test_acc", "test_acc_std",
-                "gap", "gap_std", "clean_train_acc", "noise_fit", "diagnosis"}
+        keys = {
+            "level",
+            "dropout",
+            "weight_decay",
+            "train_acc",
+            "train_acc_std",
+            "test_acc",
+            "test_acc_std",
+            "gap",
+            "gap_std",
+            "clean_train_acc",
+            "noise_fit",
+            "diagnosis",
+        }
         assert all(set(row) == keys for row in tiny.rows)
 
     def test_options_are_recorded_with_defaults(self, tiny):
@@ -160,7 +202,9 @@ class TestExperiment:
             runs = [r for r in per_seed if r["level"] == row["level"]]
             assert sorted(r["seed"] for r in runs) == list(range(TINY["seeds"]))
             assert row["train_acc"] == pytest.approx(statistics.fmean(r["train_acc"] for r in runs))
-            assert row["test_acc_std"] == pytest.approx(statistics.stdev(r["test_acc"] for r in runs))
+            assert row["test_acc_std"] == pytest.approx(
+                statistics.stdev(r["test_acc"] for r in runs)
+            )
             assert row["gap"] == pytest.approx(row["train_acc"] - row["test_acc"])
             assert row["diagnosis"] == diagnose(row["train_acc"], row["test_acc"])
             for key in ("train_acc", "test_acc", "clean_train_acc", "noise_fit"):
@@ -240,8 +284,16 @@ class TestExperiment:
             ({"light_dropout": 1.0}, ValueError, r"light_dropout must be in \[0, 1\), got 1"),
             ({"heavy_dropout": -0.5}, ValueError, r"heavy_dropout must be in \[0, 1\)"),
             ({"light_weight_decay": -1.0}, ValueError, r"light_weight_decay must be >= 0, got -1"),
-            ({"heavy_weight_decay": float("inf")}, ValueError, r"heavy_weight_decay must be finite"),
-            ({"memorize_threshold": 101.0}, ValueError, r"memorize_threshold must be in \[0, 100\], got 101"),
+            (
+                {"heavy_weight_decay": float("inf")},
+                ValueError,
+                r"heavy_weight_decay must be finite",
+            ),
+            (
+                {"memorize_threshold": 101.0},
+                ValueError,
+                r"memorize_threshold must be in \[0, 100\], got 101",
+            ),
             ({"label_noise": "0.1"}, TypeError, r"label_noise must be a real number"),
         ],
     )
@@ -256,8 +308,23 @@ class TestExperiment:
 
 class TestCommandLine:
     def test_run_writes_json_and_png(self, tmp_path, capsys):
-        args = ["run", "core_problem", "--seeds", "1", "--epochs", "1", "--n-train", "20", "--hidden", "4",
-                "--light-dropout", "0.1", "--out", str(tmp_path), "--no-progress"]
+        args = [
+            "run",
+            "core_problem",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+            "--n-train",
+            "20",
+            "--hidden",
+            "4",
+            "--light-dropout",
+            "0.1",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
         assert main(args) == 0
         payload = json.loads((tmp_path / "core_problem.json").read_text())
         assert payload["options"]["light_dropout"] == 0.1

@@ -129,7 +129,9 @@ class TestMissingDependency:
         monkeypatch.setitem(sys.modules, "mnist1d", None)
         monkeypatch.setitem(sys.modules, "mnist1d.data", None)
         try:
-            with pytest.raises(MissingDependencyError, match=r"pip install mnist1d==0\.0\.2\.post1") as info:
+            with pytest.raises(
+                MissingDependencyError, match=r"pip install mnist1d==0\.0\.2\.post1"
+            ) as info:
                 mnist1d_split()
         finally:
             D._mnist1d_arrays.cache_clear()

@@ -375,7 +375,9 @@ class TestResidualMLP:
             assert torch.allclose(total, model.eval()(x), rtol=1e-10, atol=1e-10)
 
     def test_all_ones_masks_without_dropping_is_eval_output(self):
-        model = build_residual_mlp(seed=2, dtype=torch.float64, width=6, num_blocks=3, survival_last=1.0)
+        model = build_residual_mlp(
+            seed=2, dtype=torch.float64, width=6, num_blocks=3, survival_last=1.0
+        )
         x = _nonzero((2, 64))
         assert torch.allclose(
             model(x, masks=torch.ones(3, 2)), model.eval()(x), rtol=1e-12, atol=1e-12

@@ -300,7 +300,11 @@ class TestDropout:
             (dict(x=[1.0, 2.0]), TypeError, r"x must be a torch.Tensor, got list"),
             (dict(x=ONES.int()), TypeError, NOT_FLOAT + r", got dtype torch.int32"),
             (dict(x=torch.tensor([1.0, float("inf")])), ValueError, r"x must be finite"),
-            (dict(x=torch.ones(3), training=1), TypeError, r"training must be a bool, got 1 \(int\)"),
+            (
+                dict(x=torch.ones(3), training=1),
+                TypeError,
+                r"training must be a bool, got 1 \(int\)",
+            ),
             (dict(x=torch.ones(3), generator=42), TypeError, BAD_GENERATOR),
         ],
     )
@@ -481,15 +485,39 @@ class TestSpatialDropout:
     @pytest.mark.parametrize(
         "fn, kwargs, error, match",
         [
-            (dropout1d, dict(x=torch.ones(4)), ValueError, r"dropout1d: x must have 2 or 3 dimensions"),
-            (dropout1d, dict(x=torch.ones(2, 3, 4, 5)), ValueError, r"dropout1d: x must have 2 or 3"),
-            (dropout2d, dict(x=torch.ones(2, 3)), ValueError, r"dropout2d: x must have 3 or 4 dimensions"),
+            (
+                dropout1d,
+                dict(x=torch.ones(4)),
+                ValueError,
+                r"dropout1d: x must have 2 or 3 dimensions",
+            ),
+            (
+                dropout1d,
+                dict(x=torch.ones(2, 3, 4, 5)),
+                ValueError,
+                r"dropout1d: x must have 2 or 3",
+            ),
+            (
+                dropout2d,
+                dict(x=torch.ones(2, 3)),
+                ValueError,
+                r"dropout2d: x must have 3 or 4 dimensions",
+            ),
             (dropout1d, dict(x=torch.ones(2, 3, 4), p=1.0), ValueError, r"p must be in \[0, 1\)"),
-            (dropout1d, dict(x=torch.ones(2, 3, 4), training="yes"), TypeError, r"training must be a bool"),
+            (
+                dropout1d,
+                dict(x=torch.ones(2, 3, 4), training="yes"),
+                TypeError,
+                r"training must be a bool",
+            ),
             (dropout2d, dict(x=torch.ones(2, 3, 4, 4), generator=3), TypeError, BAD_GENERATOR),
             (dropout1d, dict(x=torch.ones(2, 3, 4, dtype=torch.long)), TypeError, NOT_FLOAT),
-            (channel_dropout, dict(x=torch.ones(2, 3, 4), spatial_dims=3), ValueError,
-             r"spatial_dims must be in \[1, 2\], got 3"),
+            (
+                channel_dropout,
+                dict(x=torch.ones(2, 3, 4), spatial_dims=3),
+                ValueError,
+                r"spatial_dims must be in \[1, 2\], got 3",
+            ),
         ],
     )
     def test_bad_input(self, fn, kwargs, error, match):

@@ -61,7 +61,12 @@ CASES = [
     pytest.param([1.0, 0.625], 1, 0.25, "min", None, 2, id="gain-beyond-min-delta-counts"),
     # min_delta compares with the best *recorded* value: 0.95 and 0.92 do not move it
     pytest.param(
-        [1.0, 0.95, 0.92, 0.85, 0.84, 0.83, 0.82], 3, 0.1, "min", 7, 4,
+        [1.0, 0.95, 0.92, 0.85, 0.84, 0.83, 0.82],
+        3,
+        0.1,
+        "min",
+        7,
+        4,
         id="min-delta-against-recorded-best",
     ),
     pytest.param([0.5, 0.6, 0.55, 0.58], 2, 0.0, "max", 4, 2, id="mode-max"),
@@ -396,8 +401,14 @@ class TestExperiment:
         val = result.extra["history"].val_loss
         assert len(val) == TINY["epochs"]
         for r in result.rows:
-            assert set(r) == {"patience", "stop_epoch", "best_epoch", "val_loss_at_restore",
-                              "epochs_past_best", "epochs_saved"}
+            assert set(r) == {
+                "patience",
+                "stop_epoch",
+                "best_epoch",
+                "val_loss_at_restore",
+                "epochs_past_best",
+                "epochs_saved",
+            }
             assert (r["stop_epoch"], r["best_epoch"]) == simulate(val, r["patience"])
             assert r["val_loss_at_restore"] == val[r["best_epoch"] - 1]
             assert r["epochs_past_best"] == r["stop_epoch"] - r["best_epoch"]

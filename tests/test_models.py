@@ -64,14 +64,23 @@ class TestCNN1d:
         assert torch.equal(net(x), net(x.unsqueeze(1)))
 
     def test_bad_input_shape(self):
-        with pytest.raises(ValueError, match=r"x must have shape \(N, 1, L\) or \(N, L\), got \(3, 2, 40\)"):
+        with pytest.raises(
+            ValueError, match=r"x must have shape \(N, 1, L\) or \(N, L\), got \(3, 2, 40\)"
+        ):
             CNN1d()(torch.randn(3, 2, 40))
 
     def test_other_length(self):
         assert CNN1d(length=72)(torch.randn(2, 72)).shape == (2, 10)
 
-    @pytest.mark.parametrize("norm, cls", [("batch", nn.BatchNorm1d), ("regcourse_batch", normalization.BatchNorm1d),
-                                           ("layer", nn.GroupNorm), ("group", nn.GroupNorm)])
+    @pytest.mark.parametrize(
+        "norm, cls",
+        [
+            ("batch", nn.BatchNorm1d),
+            ("regcourse_batch", normalization.BatchNorm1d),
+            ("layer", nn.GroupNorm),
+            ("group", nn.GroupNorm),
+        ],
+    )
     def test_norm_after_each_conv(self, norm, cls):
         net = CNN1d(norm=norm)
         assert len(_modules(net, cls)) == 3
@@ -108,11 +117,25 @@ class TestMLPOptions:
     def test_mnist1d_sizes(self):
         net = mnist1d_model("mlp")
         linears = _modules(net, nn.Linear)
-        assert [(m.in_features, m.out_features) for m in linears] == [(40, 100), (100, 100), (100, 10)]
-        assert all(isinstance(m, nn.ReLU) for m in _modules(net, nn.ReLU)) and len(_modules(net, nn.ReLU)) == 2
+        assert [(m.in_features, m.out_features) for m in linears] == [
+            (40, 100),
+            (100, 100),
+            (100, 10),
+        ]
+        assert (
+            all(isinstance(m, nn.ReLU) for m in _modules(net, nn.ReLU))
+            and len(_modules(net, nn.ReLU)) == 2
+        )
 
-    @pytest.mark.parametrize("norm, cls", [("batch", nn.BatchNorm1d), ("layer", nn.LayerNorm),
-                                           ("group", nn.GroupNorm), ("regcourse_batch", normalization.BatchNorm1d)])
+    @pytest.mark.parametrize(
+        "norm, cls",
+        [
+            ("batch", nn.BatchNorm1d),
+            ("layer", nn.LayerNorm),
+            ("group", nn.GroupNorm),
+            ("regcourse_batch", normalization.BatchNorm1d),
+        ],
+    )
     def test_norm_before_activation(self, norm, cls):
         layers = list(MLP(40, hidden=100, norm=norm))
         idx = [i for i, m in enumerate(layers) if isinstance(m, cls)]
@@ -138,7 +161,11 @@ class TestMLPOptions:
             (dict(batch_norm="no"), TypeError, r"batch_norm must be a bool, got 'no' \(str\)"),
             (dict(batch_norm=1), TypeError, r"batch_norm must be a bool"),
             (dict(norm=True), TypeError, r"norm must be None, a str or a callable"),
-            (dict(norm="instance"), ValueError, r"norm must be None, a callable or one of .*got 'instance'"),
+            (
+                dict(norm="instance"),
+                ValueError,
+                r"norm must be None, a callable or one of .*got 'instance'",
+            ),
             (dict(norm=lambda c: 3), TypeError, r"norm\(256\) must return an nn.Module, got int"),
             (dict(batch_norm=True, norm="layer"), ValueError, r"batch_norm=True or norm, not both"),
             (dict(dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
@@ -149,7 +176,9 @@ class TestMLPOptions:
             MLP(**kwargs)
 
     def test_numpy_sizes_accepted(self):
-        net = MLP(np.int64(40), hidden=np.int64(16), depth=torch.tensor(2), batch_norm=np.bool_(True))
+        net = MLP(
+            np.int64(40), hidden=np.int64(16), depth=torch.tensor(2), batch_norm=np.bool_(True)
+        )
         assert net(torch.randn(3, 40)).shape == (3, 10)
 
 
@@ -175,9 +204,15 @@ class TestMakeNorm:
     def test_batch_2d(self):
         assert isinstance(make_norm("batch", 4, spatial_dims=2), nn.BatchNorm2d)
 
-    @pytest.mark.parametrize("name, cls, dims", [
-        ("regcourse_layer", normalization.LayerNorm, 0), ("regcourse_layer", normalization.GroupNorm, 1),
-        ("regcourse_group", normalization.GroupNorm, 2), ("regcourse_batch", normalization.BatchNorm2d, 2)])
+    @pytest.mark.parametrize(
+        "name, cls, dims",
+        [
+            ("regcourse_layer", normalization.LayerNorm, 0),
+            ("regcourse_layer", normalization.GroupNorm, 1),
+            ("regcourse_group", normalization.GroupNorm, 2),
+            ("regcourse_batch", normalization.BatchNorm2d, 2),
+        ],
+    )
     def test_ours(self, name, cls, dims):
         assert type(make_norm(name, 10, spatial_dims=dims)) is cls
 
@@ -220,7 +255,9 @@ class TestMnist1dModel:
         assert len(_modules(mnist1d_model("mlp", dropout=0.1), Dropout)) == 2
 
     def test_bad_kind(self):
-        with pytest.raises(ValueError, match=r"kind must be one of \['cnn', 'logistic', 'mlp'\], got 'gru'"):
+        with pytest.raises(
+            ValueError, match=r"kind must be one of \['cnn', 'logistic', 'mlp'\], got 'gru'"
+        ):
             mnist1d_model("gru")
 
     def test_short_run_order(self):
@@ -232,6 +269,8 @@ class TestMnist1dModel:
             opt = torch.optim.Adam(model.parameters(), lr=1e-2)
             g = torch.Generator().manual_seed(0)
             for _ in range(8):
-                train_epoch(model, minibatches(data.x_train, data.y_train, 100, g), F.cross_entropy, opt)
+                train_epoch(
+                    model, minibatches(data.x_train, data.y_train, 100, g), F.cross_entropy, opt
+                )
             acc[kind] = evaluate(model, data.x_test, data.y_test)[1]
         assert acc["logistic"] < acc["mlp"] < acc["cnn"], acc

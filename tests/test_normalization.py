@@ -124,8 +124,9 @@ class TestBatchNormFunction:
 
     def test_without_running_stats_matches_torch(self):
         x = _randn(7, 4, seed=8)
-        torch.testing.assert_close(batch_norm(x, None, None, training=True),
-                                   F.batch_norm(x, None, None, training=True))
+        torch.testing.assert_close(
+            batch_norm(x, None, None, training=True), F.batch_norm(x, None, None, training=True)
+        )
 
     @pytest.mark.parametrize("shape", SHAPES)
     @pytest.mark.parametrize("training", [True, False])
@@ -148,7 +149,9 @@ class TestBatchNormFunction:
     def test_gradient_matches_finite_differences(self):
         x = _randn(5, 3, seed=12).requires_grad_()
         w, b, _, _ = (t.requires_grad_() if i < 2 else t for i, t in enumerate(_params(3)))
-        assert torch.autograd.gradcheck(lambda x, w, b: batch_norm(x, None, None, w, b, True), (x, w, b))
+        assert torch.autograd.gradcheck(
+            lambda x, w, b: batch_norm(x, None, None, w, b, True), (x, w, b)
+        )
 
     def test_input_gradient_sums_to_zero_per_channel(self):
         # shifting a channel's inputs by a constant does not change x-hat
@@ -159,8 +162,10 @@ class TestBatchNormFunction:
     def test_float32_matches_torch(self):
         x = torch.randn(32, 8, generator=_gen(15))
         rm, rv = torch.zeros(8), torch.ones(8)
-        torch.testing.assert_close(batch_norm(x, rm.clone(), rv.clone(), training=True),
-                                   F.batch_norm(x, rm.clone(), rv.clone(), training=True))
+        torch.testing.assert_close(
+            batch_norm(x, rm.clone(), rv.clone(), training=True),
+            F.batch_norm(x, rm.clone(), rv.clone(), training=True),
+        )
 
 
 @settings(max_examples=40, deadline=None)
@@ -178,7 +183,7 @@ def test_training_output_is_standardised(n, c, scale, shift, seed):
     y = batch_norm(x, None, None, torch.ones(c, dtype=D), torch.zeros(c, dtype=D), training=True)
     assert torch.allclose(y.mean(0), torch.zeros(c, dtype=D), atol=1e-9)
     var = y.var(0, unbiased=False)
-    assert bool((var <= 1).all())          # σ²/(σ² + ε) < 1
+    assert bool((var <= 1).all())  # σ²/(σ² + ε) < 1
     assert torch.allclose(var, torch.ones(c, dtype=D), atol=1e-3)
 
 
@@ -187,9 +192,16 @@ BAD_FUNCTION_ARGS = [
     (dict(x=torch.ones(4)), ValueError, r"x must have 2 or 3 or 4 dimensions, got 1"),
     (dict(x=torch.ones(4, 3, dtype=torch.long)), TypeError, r"x must be a floating-point tensor"),
     (dict(x=torch.tensor([[1.0], [float("nan")]])), ValueError, r"x must be finite"),
-    (dict(x=torch.ones(1, 3), training=True), ValueError,
-     r"Expected more than 1 value per channel when training, got input size torch.Size\(\[1, 3\]\)"),
-    (dict(x=torch.ones(1, 3, 1), training=True), ValueError, r"Expected more than 1 value per channel"),
+    (
+        dict(x=torch.ones(1, 3), training=True),
+        ValueError,
+        r"Expected more than 1 value per channel when training, got input size torch.Size\(\[1, 3\]\)",
+    ),
+    (
+        dict(x=torch.ones(1, 3, 1), training=True),
+        ValueError,
+        r"Expected more than 1 value per channel",
+    ),
     (dict(momentum=1.5), ValueError, r"momentum must be in \[0, 1\], got 1.5"),
     (dict(momentum=-0.1), ValueError, r"momentum must be in \[0, 1\], got -0.1"),
     (dict(momentum="0.1"), TypeError, r"momentum must be a real number"),
@@ -201,15 +213,26 @@ BAD_FUNCTION_ARGS = [
     (dict(weight=torch.ones(3, 1)), ValueError, r"weight must have 1 dimensions, got 2"),
     (dict(bias=torch.zeros(5)), ValueError, r"bias must have 3 elements .* got 5"),
     (dict(running_var=None), ValueError, r"running_mean and running_var must either both be None"),
-    (dict(running_mean=None, running_var=None, training=False), ValueError,
-     r"running_mean and running_var must be given when training=False"),
+    (
+        dict(running_mean=None, running_var=None, training=False),
+        ValueError,
+        r"running_mean and running_var must be given when training=False",
+    ),
 ]
 
 
 @pytest.mark.parametrize("override, exc, match", BAD_FUNCTION_ARGS)
 def test_batch_norm_rejects_bad_input(override, exc, match):
-    args = dict(x=torch.randn(4, 3), running_mean=torch.zeros(3), running_var=torch.ones(3),
-                weight=torch.ones(3), bias=torch.zeros(3), training=True, momentum=0.1, eps=1e-5)
+    args = dict(
+        x=torch.randn(4, 3),
+        running_mean=torch.zeros(3),
+        running_var=torch.ones(3),
+        weight=torch.ones(3),
+        bias=torch.zeros(3),
+        training=True,
+        momentum=0.1,
+        eps=1e-5,
+    )
     args.update(override)
     with pytest.raises(exc, match=match):
         batch_norm(**args)
@@ -249,8 +272,12 @@ class TestBatchNorm1dModule:
         batches = [_randn(6, 2, seed=s) for s in range(3)]
         for x in batches:
             layer(x)
-        torch.testing.assert_close(layer.running_mean, torch.stack([x.mean(0) for x in batches]).mean(0))
-        torch.testing.assert_close(layer.running_var, torch.stack([x.var(0) for x in batches]).mean(0))
+        torch.testing.assert_close(
+            layer.running_mean, torch.stack([x.mean(0) for x in batches]).mean(0)
+        )
+        torch.testing.assert_close(
+            layer.running_var, torch.stack([x.var(0) for x in batches]).mean(0)
+        )
 
     @pytest.mark.parametrize("training", [True, False])
     def test_gradients_match_torch(self, training):
@@ -280,8 +307,15 @@ class TestBatchNorm1dModule:
         for key, value in theirs.state_dict().items():
             assert torch.equal(ours.state_dict()[key], value), key
 
-    @pytest.mark.parametrize("kwargs", [{}, {"momentum": None, "eps": 1e-3},
-                                        {"affine": False, "track_running_stats": False}, {"bias": False}])
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {},
+            {"momentum": None, "eps": 1e-3},
+            {"affine": False, "track_running_stats": False},
+            {"bias": False},
+        ],
+    )
     def test_repr_matches_torch(self, kwargs):
         assert repr(BatchNorm1d(6, **kwargs)) == repr(nn.BatchNorm1d(6, **kwargs))
 
@@ -348,12 +382,19 @@ def test_batchnorm1d_rejects_bad_arguments(kwargs, exc, match):
         BatchNorm1d(**args)
 
 
-@pytest.mark.parametrize("x, exc, match", [
-    (torch.ones(4, 5), ValueError, r"x must have 3 channels \(dimension 1\), got shape \(4, 5\)"),
-    (torch.ones(2, 3, 4, 5), ValueError, r"x must have 2 or 3 dimensions, got 4"),
-    (torch.ones(1, 3), ValueError, r"Expected more than 1 value per channel when training"),
-    (torch.ones(4, 3, dtype=torch.int32), TypeError, r"x must be a floating-point tensor"),
-])
+@pytest.mark.parametrize(
+    "x, exc, match",
+    [
+        (
+            torch.ones(4, 5),
+            ValueError,
+            r"x must have 3 channels \(dimension 1\), got shape \(4, 5\)",
+        ),
+        (torch.ones(2, 3, 4, 5), ValueError, r"x must have 2 or 3 dimensions, got 4"),
+        (torch.ones(1, 3), ValueError, r"Expected more than 1 value per channel when training"),
+        (torch.ones(4, 3, dtype=torch.int32), TypeError, r"x must be a floating-point tensor"),
+    ],
+)
 def test_batchnorm1d_rejects_bad_input(x, exc, match):
     with pytest.raises(exc, match=match):
         BatchNorm1d(3)(x)
@@ -370,8 +411,12 @@ class TestGhostBatchNorm:
     def test_a_last_single_row_joins_the_previous_group(self):
         x = _randn(9, 2, seed=81)
         out = ghost_batch_norm(x, None, None, training=True, ghost_batch_size=4)
-        expected = torch.cat([F.batch_norm(x[:4], None, None, training=True),
-                              F.batch_norm(x[4:], None, None, training=True)])
+        expected = torch.cat(
+            [
+                F.batch_norm(x[:4], None, None, training=True),
+                F.batch_norm(x[4:], None, None, training=True),
+            ]
+        )
         torch.testing.assert_close(out, expected)
 
     def test_one_row_more_than_a_group_is_one_group(self):
@@ -411,7 +456,9 @@ class TestGhostBatchNorm:
         x1, w1, b1 = (t.clone().requires_grad_() for t in (x0, w0, b0))
         x2, w2, b2 = (t.clone().requires_grad_() for t in (x0, w0, b0))
         (ghost_batch_norm(x1, None, None, w1, b1, True, ghost_batch_size=3) * up).sum().backward()
-        (torch.cat([F.batch_norm(p, None, None, w2, b2, True) for p in x2.split(3)]) * up).sum().backward()
+        (
+            torch.cat([F.batch_norm(p, None, None, w2, b2, True) for p in x2.split(3)]) * up
+        ).sum().backward()
         for ours, theirs in ((x1, x2), (w1, w2), (b1, b2)):
             torch.testing.assert_close(ours.grad, theirs.grad)
 
@@ -429,10 +476,13 @@ class TestGhostBatchNorm:
         assert int(layer.num_batches_tracked) == 1
         assert repr(layer).endswith("track_running_stats=True, ghost_batch_size=4)")
 
-    @pytest.mark.parametrize("size, exc, match", [
-        (1, ValueError, r"ghost_batch_size must be >= 2, got 1"),
-        (2.5, TypeError, r"ghost_batch_size must be an integer"),
-    ])
+    @pytest.mark.parametrize(
+        "size, exc, match",
+        [
+            (1, ValueError, r"ghost_batch_size must be >= 2, got 1"),
+            (2.5, TypeError, r"ghost_batch_size must be an integer"),
+        ],
+    )
     def test_rejects_bad_ghost_batch_size(self, size, exc, match):
         with pytest.raises(exc, match=match):
             ghost_batch_norm(torch.randn(8, 3), None, None, training=True, ghost_batch_size=size)
@@ -446,8 +496,9 @@ class TestGhostBatchNorm:
 
 @pytest.fixture(scope="module")
 def noise():
-    return batch_stat_noise(TestBatchStatNoise.X, TestBatchStatNoise.SIZES, TestBatchStatNoise.R,
-                            generator=_gen(91))
+    return batch_stat_noise(
+        TestBatchStatNoise.X, TestBatchStatNoise.SIZES, TestBatchStatNoise.R, generator=_gen(91)
+    )
 
 
 class TestBatchStatNoise:
@@ -497,17 +548,24 @@ class TestBatchStatNoise:
         b = batch_stat_noise(self.X[:300], [4, 8], 30, generator=_gen(96))
         assert torch.equal(a.mean_std, b.mean_std) and torch.equal(a.xhat_std, b.xhat_std)
 
-    @pytest.mark.parametrize("kwargs, exc, match", [
-        (dict(x=torch.randn(10)), ValueError, r"x must have 2 dimensions"),
-        (dict(batch_sizes=[1, 4]), ValueError, r"batch_sizes\[0\] must be in \[2, 20\], got 1"),
-        (dict(batch_sizes=[4, 21]), ValueError, r"batch_sizes\[1\] must be in \[2, 20\], got 21"),
-        (dict(batch_sizes=[]), ValueError, r"batch_sizes must not be empty"),
-        (dict(batch_sizes=4), TypeError, r"batch_sizes must be a sequence of ints, got int"),
-        (dict(num_batches=1), ValueError, r"num_batches must be >= 2, got 1"),
-        (dict(index=20), ValueError, r"index must be in \[0, 19\], got 20"),
-        (dict(eps=0.0), ValueError, r"eps must be > 0"),
-        (dict(generator=0), TypeError, r"generator must be a torch.Generator or None, got int"),
-    ])
+    @pytest.mark.parametrize(
+        "kwargs, exc, match",
+        [
+            (dict(x=torch.randn(10)), ValueError, r"x must have 2 dimensions"),
+            (dict(batch_sizes=[1, 4]), ValueError, r"batch_sizes\[0\] must be in \[2, 20\], got 1"),
+            (
+                dict(batch_sizes=[4, 21]),
+                ValueError,
+                r"batch_sizes\[1\] must be in \[2, 20\], got 21",
+            ),
+            (dict(batch_sizes=[]), ValueError, r"batch_sizes must not be empty"),
+            (dict(batch_sizes=4), TypeError, r"batch_sizes must be a sequence of ints, got int"),
+            (dict(num_batches=1), ValueError, r"num_batches must be >= 2, got 1"),
+            (dict(index=20), ValueError, r"index must be in \[0, 19\], got 20"),
+            (dict(eps=0.0), ValueError, r"eps must be > 0"),
+            (dict(generator=0), TypeError, r"generator must be a torch.Generator or None, got int"),
+        ],
+    )
     def test_rejects_bad_input(self, kwargs, exc, match):
         args = dict(x=torch.randn(20, 3), batch_sizes=[2, 4], num_batches=10)
         args.update(kwargs)
@@ -524,13 +582,21 @@ class TestLoglogSlope:
     def test_accepts_a_tensor(self):
         assert loglog_slope([1, 100], torch.tensor([1.0, 0.1])) == pytest.approx(-0.5)
 
-    @pytest.mark.parametrize("xs, ys, exc, match", [
-        ([1, 2], [1.0, -1.0], ValueError, r"ys\[1\] must be > 0, got -1"),
-        ([0, 2], [1.0, 1.0], ValueError, r"xs\[0\] must be > 0, got 0"),
-        ([1, 2, 3], [1.0, 1.0], ValueError, r"xs and ys must have the same length, got 3 and 2"),
-        ([2, 2], [1.0, 3.0], ValueError, r"xs must hold at least two distinct values"),
-        ([1, 2], ["a", 1.0], TypeError, r"ys\[0\] must be a real number"),
-    ])
+    @pytest.mark.parametrize(
+        "xs, ys, exc, match",
+        [
+            ([1, 2], [1.0, -1.0], ValueError, r"ys\[1\] must be > 0, got -1"),
+            ([0, 2], [1.0, 1.0], ValueError, r"xs\[0\] must be > 0, got 0"),
+            (
+                [1, 2, 3],
+                [1.0, 1.0],
+                ValueError,
+                r"xs and ys must have the same length, got 3 and 2",
+            ),
+            ([2, 2], [1.0, 3.0], ValueError, r"xs must hold at least two distinct values"),
+            ([1, 2], ["a", 1.0], TypeError, r"ys\[0\] must be a real number"),
+        ],
+    )
     def test_rejects_bad_input(self, xs, ys, exc, match):
         with pytest.raises(exc, match=match):
             loglog_slope(xs, ys)
@@ -543,15 +609,21 @@ class TestExperiments:
         res = run("bn_noise", batch_sizes="2,8,32", num_batches=60, hidden=16)
         assert isinstance(res, Result) and res.name == "bn_noise"
         assert [row["batch_size"] for row in res.rows] == [2, 8, 32]
-        assert set(res.rows[0]) == {"batch_size", "mean_noise", "predicted_mean_noise", "xhat_noise"}
+        assert set(res.rows[0]) == {
+            "batch_size",
+            "mean_noise",
+            "predicted_mean_noise",
+            "xhat_noise",
+        }
         assert len(res.claims) == 3 and res.figure is not None
         assert res.rows[0]["mean_noise"] > res.rows[-1]["mean_noise"]
 
     def test_bn_gap_tiny(self):
         from regcourse.experiments import run
 
-        res = run("bn_gap", bn_batch_sizes="4,16", batch_size=16, seeds=2, epochs=2,
-                  n_train=64, hidden=16)
+        res = run(
+            "bn_gap", bn_batch_sizes="4,16", batch_size=16, seeds=2, epochs=2, n_train=64, hidden=16
+        )
         assert [row["setting"] for row in res.rows] == ["BN, B=4", "BN, B=16", "no BN"]
         for row in res.rows:
             assert 0.0 <= row["train_acc_mean"] <= 1.0 and 0.0 <= row["test_acc_mean"] <= 1.0
@@ -567,17 +639,28 @@ class TestExperiments:
         kinds = [type(m) for m in model if "Norm" in type(m).__name__]
         assert kinds == [GhostBatchNorm1d, GhostBatchNorm1d]
 
-    @pytest.mark.parametrize("name, options, match", [
-        ("bn_noise", dict(batch_sizes="8,2"), r"batch_sizes must hold at least two distinct sizes in increasing order"),
-        ("bn_noise", dict(batch_sizes="2,x"), r"batch_sizes must be comma-separated integers"),
-        ("bn_noise", dict(batch_sizes="1,4"), r"batch_sizes must be >= 2, got 1"),
-        ("bn_noise", dict(batch_sizes="2,1000"), r"batch_sizes must be at most 424"),
-        ("bn_noise", dict(tolerance=0.0), r"tolerance must be > 0"),
-        ("bn_gap", dict(mode="fast"), r"mode must be 'ghost' or 'plain', got 'fast'"),
-        ("bn_gap", dict(bn_batch_sizes="4,128"), r"bn_batch_sizes must not exceed batch_size=64"),
-        ("bn_gap", dict(seeds=0), r"seeds must be >= 1, got 0"),
-        ("bn_gap", dict(label_noise=1.0), r"label_noise must be in \[0, 1\), got 1"),
-    ])
+    @pytest.mark.parametrize(
+        "name, options, match",
+        [
+            (
+                "bn_noise",
+                dict(batch_sizes="8,2"),
+                r"batch_sizes must hold at least two distinct sizes in increasing order",
+            ),
+            ("bn_noise", dict(batch_sizes="2,x"), r"batch_sizes must be comma-separated integers"),
+            ("bn_noise", dict(batch_sizes="1,4"), r"batch_sizes must be >= 2, got 1"),
+            ("bn_noise", dict(batch_sizes="2,1000"), r"batch_sizes must be at most 424"),
+            ("bn_noise", dict(tolerance=0.0), r"tolerance must be > 0"),
+            ("bn_gap", dict(mode="fast"), r"mode must be 'ghost' or 'plain', got 'fast'"),
+            (
+                "bn_gap",
+                dict(bn_batch_sizes="4,128"),
+                r"bn_batch_sizes must not exceed batch_size=64",
+            ),
+            ("bn_gap", dict(seeds=0), r"seeds must be >= 1, got 0"),
+            ("bn_gap", dict(label_noise=1.0), r"label_noise must be in \[0, 1\), got 1"),
+        ],
+    )
     def test_bad_options(self, name, options, match):
         from regcourse.experiments import run
 
@@ -587,9 +670,29 @@ class TestExperiments:
     def test_cli_writes_table_and_figure(self, tmp_path, capsys):
         from regcourse.__main__ import main
 
-        code = main(["run", "bn_gap", "--out", str(tmp_path), "--no-progress", "--bn-batch-sizes", "4,8",
-                     "--batch-size", "16", "--seeds", "1", "--epochs", "1", "--n-train", "48",
-                     "--hidden", "8", "--baseline", "false"])
+        code = main(
+            [
+                "run",
+                "bn_gap",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--bn-batch-sizes",
+                "4,8",
+                "--batch-size",
+                "16",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--n-train",
+                "48",
+                "--hidden",
+                "8",
+                "--baseline",
+                "false",
+            ]
+        )
         assert code == 0
         payload = json.loads((tmp_path / "bn_gap.json").read_text())
         assert payload["experiment"] == "bn_gap" and payload["options"]["baseline"] is False
@@ -600,8 +703,23 @@ class TestExperiments:
     def test_cli_csv_for_bn_noise(self, tmp_path):
         from regcourse.__main__ import main
 
-        code = main(["run", "bn_noise", "--out", str(tmp_path), "--format", "csv", "--no-progress",
-                     "--batch-sizes", "2,4", "--num-batches", "20", "--hidden", "4"])
+        code = main(
+            [
+                "run",
+                "bn_noise",
+                "--out",
+                str(tmp_path),
+                "--format",
+                "csv",
+                "--no-progress",
+                "--batch-sizes",
+                "2,4",
+                "--num-batches",
+                "20",
+                "--hidden",
+                "4",
+            ]
+        )
         assert code == 0
         header = (tmp_path / "bn_noise.csv").read_text().splitlines()[0]
         assert header == "batch_size,mean_noise,predicted_mean_noise,xhat_noise"
@@ -630,8 +748,12 @@ class TestBatchNorm2d:
         ours = BatchNorm2d(3, affine=False).double()
         x = _randn(5, 3, 4, 4, scale=3.0, shift=-2.0)
         y = ours(x)
-        torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=D), atol=1e-12, rtol=0)
-        torch.testing.assert_close(y.var(dim=(0, 2, 3), unbiased=False), torch.ones(3, dtype=D), atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            y.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=D), atol=1e-12, rtol=0
+        )
+        torch.testing.assert_close(
+            y.var(dim=(0, 2, 3), unbiased=False), torch.ones(3, dtype=D), atol=1e-4, rtol=0
+        )
 
     def test_running_stats_match_torch(self):
         ours, ref = _pair_2d()
@@ -676,7 +798,9 @@ class TestBatchNorm2d:
         torch.testing.assert_close(ours(x), ref(x))
 
     def test_single_value_per_channel_refused_like_torch(self):
-        with pytest.raises(ValueError, match=r"Expected more than 1 value per channel when training"):
+        with pytest.raises(
+            ValueError, match=r"Expected more than 1 value per channel when training"
+        ):
             BatchNorm2d(2)(torch.randn(1, 2, 1, 1))
 
     @pytest.mark.parametrize(
@@ -684,7 +808,11 @@ class TestBatchNorm2d:
         [
             (torch.randn(4, 3), ValueError, r"x must have 4 dimensions"),
             (torch.randn(2, 5, 3, 3), ValueError, r"x must have 3 channels"),
-            (torch.ones(2, 3, 2, 2, dtype=torch.long), TypeError, r"x must be a floating-point tensor"),
+            (
+                torch.ones(2, 3, 2, 2, dtype=torch.long),
+                TypeError,
+                r"x must be a floating-point tensor",
+            ),
         ],
     )
     def test_bad_input(self, x, exc, match):
@@ -699,12 +827,15 @@ LOW = [torch.float16, torch.bfloat16]
 
 class TestDtypeRules:
     @pytest.mark.parametrize("dtype", LOW)
-    @pytest.mark.parametrize("layer, ref, shape", [
-        (lambda: BatchNorm1d(3), lambda: nn.BatchNorm1d(3), (8, 3)),
-        (lambda: BatchNorm2d(3), lambda: nn.BatchNorm2d(3), (4, 3, 2, 2)),
-        (lambda: LayerNorm(6), lambda: nn.LayerNorm(6), (4, 6)),
-        (lambda: GroupNorm(2, 4), lambda: nn.GroupNorm(2, 4), (3, 4, 5)),
-    ])
+    @pytest.mark.parametrize(
+        "layer, ref, shape",
+        [
+            (lambda: BatchNorm1d(3), lambda: nn.BatchNorm1d(3), (8, 3)),
+            (lambda: BatchNorm2d(3), lambda: nn.BatchNorm2d(3), (4, 3, 2, 2)),
+            (lambda: LayerNorm(6), lambda: nn.LayerNorm(6), (4, 6)),
+            (lambda: GroupNorm(2, 4), lambda: nn.GroupNorm(2, 4), (3, 4, 5)),
+        ],
+    )
     def test_low_precision_input_keeps_its_dtype(self, dtype, layer, ref, shape):
         x = torch.randn(shape, generator=_gen(0)).to(dtype)
         ours, theirs = layer()(x), ref()(x)
@@ -717,16 +848,21 @@ class TestDtypeRules:
         bn(torch.randn(8, 3).to(dtype))
         assert bn.running_mean.dtype == torch.float32
 
-    @pytest.mark.parametrize("layer, shape", [
-        (lambda: BatchNorm1d(3).double(), (4, 3)),
-        (lambda: BatchNorm2d(3).double(), (4, 3, 2, 2)),
-        (lambda: BatchNorm1d(3).double().eval(), (4, 3)),
-        (lambda: LayerNorm(3).double(), (4, 3)),
-        (lambda: GroupNorm(1, 3).double(), (4, 3, 2)),
-    ])
+    @pytest.mark.parametrize(
+        "layer, shape",
+        [
+            (lambda: BatchNorm1d(3).double(), (4, 3)),
+            (lambda: BatchNorm2d(3).double(), (4, 3, 2, 2)),
+            (lambda: BatchNorm1d(3).double().eval(), (4, 3)),
+            (lambda: LayerNorm(3).double(), (4, 3)),
+            (lambda: GroupNorm(1, 3).double(), (4, 3, 2)),
+        ],
+    )
     def test_float64_layer_fed_float32_refused_like_torch(self, layer, shape):
         x = torch.randn(shape)
-        with pytest.raises(TypeError, match=r"mixed dtype: x is torch.float32 but weight is torch.float64"):
+        with pytest.raises(
+            TypeError, match=r"mixed dtype: x is torch.float32 but weight is torch.float64"
+        ):
             layer()(x)
 
     def test_torch_refuses_the_same(self):
@@ -737,7 +873,9 @@ class TestDtypeRules:
         assert BatchNorm1d(3).double()(torch.randn(4, 3, dtype=D)).dtype == D
 
     def test_functional_mixed_dtype(self):
-        with pytest.raises(TypeError, match=r"mixed dtype: x is torch.float64 but running_mean is torch.float32"):
+        with pytest.raises(
+            TypeError, match=r"mixed dtype: x is torch.float64 but running_mean is torch.float32"
+        ):
             batch_norm(torch.randn(4, 3, dtype=D), torch.zeros(3), torch.ones(3), training=True)
 
 
@@ -770,7 +908,9 @@ class TestUpdateBn:
 
 
 class TestLayerNorm:
-    @pytest.mark.parametrize("shape, normalized", [((5, 7), 7), ((3, 4, 6), (4, 6)), ((2, 3, 4, 5), (5,))])
+    @pytest.mark.parametrize(
+        "shape, normalized", [((5, 7), 7), ((3, 4, 6), (4, 6)), ((2, 3, 4, 5), (5,))]
+    )
     def test_values_match_torch(self, shape, normalized):
         x = _randn(*shape, scale=2.0, shift=1.0)
         ns = (normalized,) if isinstance(normalized, int) else normalized
@@ -810,12 +950,24 @@ class TestLayerNorm:
     @pytest.mark.parametrize(
         "args, exc, match",
         [
-            ((torch.randn(3, 4), 5), ValueError, r"x must end with the dimensions normalized_shape=\(5,\)"),
+            (
+                (torch.randn(3, 4), 5),
+                ValueError,
+                r"x must end with the dimensions normalized_shape=\(5,\)",
+            ),
             ((torch.randn(3, 4), 0), ValueError, r"normalized_shape\[0\] must be >= 1"),
             ((torch.randn(3, 4), ()), ValueError, r"normalized_shape must not be empty"),
-            ((torch.randn(3, 4), 4, torch.ones(3)), ValueError, r"weight must have shape \(4,\), got \(3,\)"),
+            (
+                (torch.randn(3, 4), 4, torch.ones(3)),
+                ValueError,
+                r"weight must have shape \(4,\), got \(3,\)",
+            ),
             ((torch.randn(3, 4), 4, None, None, 0.0), ValueError, r"eps must be > 0"),
-            ((torch.ones(3, 4, dtype=torch.long), 4), TypeError, r"x must be a floating-point tensor"),
+            (
+                (torch.ones(3, 4, dtype=torch.long), 4),
+                TypeError,
+                r"x must be a floating-point tensor",
+            ),
             ((torch.full((3, 4), float("nan")), 4), ValueError, r"x must be finite"),
         ],
     )
@@ -824,13 +976,17 @@ class TestLayerNorm:
             layer_norm(*args)
 
     def test_module_bad_shape(self):
-        with pytest.raises(ValueError, match=r"x must end with the dimensions \(4,\), got shape \(2, 5\)"):
+        with pytest.raises(
+            ValueError, match=r"x must end with the dimensions \(4,\), got shape \(2, 5\)"
+        ):
             LayerNorm(4)(torch.randn(2, 5))
 
 
 class TestGroupNorm:
-    @pytest.mark.parametrize("shape, groups", [((4, 6), 3), ((3, 6, 5), 2), ((2, 8, 3, 3), 4), ((2, 4, 5), 1),
-                                               ((2, 4, 5), 4)])
+    @pytest.mark.parametrize(
+        "shape, groups",
+        [((4, 6), 3), ((3, 6, 5), 2), ((2, 8, 3, 3), 4), ((2, 4, 5), 1), ((2, 4, 5), 4)],
+    )
     def test_values_match_torch(self, shape, groups):
         x = _randn(*shape, scale=2.0, shift=-1.0)
         c = shape[1]
@@ -863,10 +1019,18 @@ class TestGroupNorm:
     @pytest.mark.parametrize(
         "args, exc, match",
         [
-            ((torch.randn(2, 6, 3), 4), ValueError, r"num_groups must divide the number of channels 6, got 4"),
+            (
+                (torch.randn(2, 6, 3), 4),
+                ValueError,
+                r"num_groups must divide the number of channels 6, got 4",
+            ),
             ((torch.randn(2, 6, 3), 0), ValueError, r"num_groups must be >= 1"),
             ((torch.randn(6), 1), ValueError, r"x must have at least 2 dimensions"),
-            ((torch.randn(2, 6, 3), 2, torch.ones(5)), ValueError, r"weight must have shape \(6,\)"),
+            (
+                (torch.randn(2, 6, 3), 2, torch.ones(5)),
+                ValueError,
+                r"weight must have shape \(6,\)",
+            ),
             ((torch.randn(2, 6, 3), 2.5), TypeError, r"num_groups must be an integer"),
         ],
     )

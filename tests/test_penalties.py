@@ -71,7 +71,9 @@ class TestL2Penalty:
 class TestL2Grad:
     def test_matches_autograd(self):
         w = randn(4, 3, seed=1)
-        torch.testing.assert_close(l2_grad(w, 0.7), autograd_of(l2_penalty, w, 0.7), rtol=0, atol=1e-15)
+        torch.testing.assert_close(
+            l2_grad(w, 0.7), autograd_of(l2_penalty, w, 0.7), rtol=0, atol=1e-15
+        )
 
     def test_is_proportional_to_weight(self):
         w = torch.tensor([2.0, -0.5, 0.0], dtype=F64)
@@ -112,13 +114,17 @@ class TestL1Grad:
 class TestSGDStep:
     def test_worked_example_l2(self):
         # w = 0.5, g = 0.2, lr = 0.1, lam = 0.01: 0.2 + 0.01 * 0.5 = 0.205; 0.5 - 0.0205 = 0.4795
-        step = sgd_step(torch.tensor([0.5], dtype=F64), torch.tensor([0.2], dtype=F64), 0.1, 0.01, "l2")
+        step = sgd_step(
+            torch.tensor([0.5], dtype=F64), torch.tensor([0.2], dtype=F64), 0.1, 0.01, "l2"
+        )
         assert step.total_grad.item() == pytest.approx(0.205, abs=1e-15)
         assert step.weight.item() == pytest.approx(0.4795, abs=1e-15)
 
     def test_worked_example_l1(self):
         # 0.2 + 0.01 * sign(0.5) = 0.21; 0.5 - 0.021 = 0.479
-        step = sgd_step(torch.tensor([0.5], dtype=F64), torch.tensor([0.2], dtype=F64), 0.1, 0.01, "l1")
+        step = sgd_step(
+            torch.tensor([0.5], dtype=F64), torch.tensor([0.2], dtype=F64), 0.1, 0.01, "l1"
+        )
         assert step.total_grad.item() == pytest.approx(0.21, abs=1e-15)
         assert step.weight.item() == pytest.approx(0.479, abs=1e-15)
 
@@ -129,12 +135,16 @@ class TestSGDStep:
         lr = 10 ** (-3 * torch.rand((), generator=gen, dtype=F64).item())  # in (1e-3, 1]
         lam = torch.rand((), generator=gen, dtype=F64).item()
         (expected,) = torch_optimizer_path(torch.optim.SGD, w, [g], lr=lr, weight_decay=lam)
-        torch.testing.assert_close(sgd_step(w, g, lr, lam, "l2").weight, expected, rtol=0, atol=1e-15)
+        torch.testing.assert_close(
+            sgd_step(w, g, lr, lam, "l2").weight, expected, rtol=0, atol=1e-15
+        )
 
     def test_none_matches_torch_sgd_without_decay(self):
         w, g = randn(4, seed=7), randn(4, seed=8)
         (expected,) = torch_optimizer_path(torch.optim.SGD, w, [g], lr=0.3)
-        torch.testing.assert_close(sgd_step(w, g, 0.3, penalty="none").weight, expected, rtol=0, atol=0)
+        torch.testing.assert_close(
+            sgd_step(w, g, 0.3, penalty="none").weight, expected, rtol=0, atol=0
+        )
 
     def test_l1_subtracts_constant_step(self):
         w = torch.tensor([2.0, -0.001, 0.0], dtype=F64)
@@ -230,7 +240,9 @@ class TestL1ProxStep:
         st.floats(1e-3, 1.0),
         st.floats(0.0, 1.0),
     )
-    def test_without_data_gradient_never_increases_magnitude_nor_crosses_zero(self, values, lr, lam):
+    def test_without_data_gradient_never_increases_magnitude_nor_crosses_zero(
+        self, values, lr, lam
+    ):
         w = torch.tensor(values, dtype=F64)
         out = l1_prox_step(w, torch.zeros_like(w), lr, lam)
         assert bool((out.abs() <= w.abs()).all())
@@ -287,7 +299,13 @@ class TestAdamAgainstTorch:
         grads = [randn(4, 3, seed=200 + t) * 10 ** (t % 3 - 1) for t in range(25)]
         ours, _ = our_path(step_fn, w0, grads, **cfg)
         theirs = torch_optimizer_path(
-            opt_cls, w0, grads, lr=cfg["lr"], weight_decay=cfg["lam"], betas=cfg["betas"], eps=cfg["eps"]
+            opt_cls,
+            w0,
+            grads,
+            lr=cfg["lr"],
+            weight_decay=cfg["lam"],
+            betas=cfg["betas"],
+            eps=cfg["eps"],
         )
         for t, (a, b) in enumerate(zip(ours, theirs)):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14, msg=f"step {t + 1}")
@@ -297,7 +315,9 @@ class TestAdamAgainstTorch:
         grads = [randn(5, seed=300 + t) for t in range(20)]
         _, state = our_path(step_fn, w0, grads, **cfg)
         p = torch.nn.Parameter(w0.clone())
-        opt = opt_cls([p], lr=cfg["lr"], weight_decay=cfg["lam"], betas=cfg["betas"], eps=cfg["eps"])
+        opt = opt_cls(
+            [p], lr=cfg["lr"], weight_decay=cfg["lam"], betas=cfg["betas"], eps=cfg["eps"]
+        )
         for g in grads:
             p.grad = g.clone()
             opt.step()
@@ -352,7 +372,9 @@ class TestDecoupling:
 
     def test_adamw_decay_factor_is_one_minus_lr_lam_per_step(self):
         ratio = self.run(adamw_step, 0.01) / self.run(adamw_step, 0.0)
-        torch.testing.assert_close(ratio, torch.full((2,), (1 - 0.01 * 0.01) ** 200, dtype=F64), rtol=1e-4, atol=0)
+        torch.testing.assert_close(
+            ratio, torch.full((2,), (1 - 0.01 * 0.01) ** 200, dtype=F64), rtol=1e-4, atol=0
+        )
 
     def test_adam_l2_decays_small_gradient_weight_much_more(self):
         ratio = self.run(adam_l2_step, 0.01) / self.run(adam_l2_step, 0.0)
@@ -368,40 +390,147 @@ BAD_INPUTS = [
     (l2_penalty, dict(w=W, lam=-0.1), ValueError, r"lam must be >= 0, got -0\.1"),
     (l2_grad, dict(w=W, lam=float("nan")), ValueError, r"lam must be finite, got nan"),
     (l1_penalty, dict(w=[1.0, 2.0], lam=0.1), TypeError, r"w must be a torch.Tensor, got list"),
-    (l1_grad, dict(w=torch.ones(3, dtype=torch.int64), lam=0.1), TypeError, r"w must be a floating-point tensor, got dtype torch.int64"),
+    (
+        l1_grad,
+        dict(w=torch.ones(3, dtype=torch.int64), lam=0.1),
+        TypeError,
+        r"w must be a floating-point tensor, got dtype torch.int64",
+    ),
     (l1_grad, dict(w=W, lam="0.1"), TypeError, r"lam must be a real number, got '0.1'"),
     (l2_penalty, dict(w=torch.tensor([float("inf")]), lam=0.1), ValueError, r"w must be finite"),
     (sgd_step, dict(w=W, grad=G, lr=0.0, lam=0.1), ValueError, r"lr must be > 0, got 0"),
     (sgd_step, dict(w=W, grad=G, lr=-1.0, lam=0.1), ValueError, r"lr must be > 0, got -1"),
     (sgd_step, dict(w=W, grad=G, lr=0.1, lam=-1.0), ValueError, r"lam must be >= 0, got -1"),
-    (sgd_step, dict(w=W, grad=G, lr=0.1, lam=0.1, penalty="l3"), ValueError, r"penalty must be one of \['none', 'l1', 'l2'\], got 'l3'"),
-    (sgd_step, dict(w=W, grad=G, lr=0.1, lam=0.1, penalty=None), ValueError, r"penalty must be one of .*, got None"),
-    (sgd_step, dict(w=W, grad=G, lr=0.1, lam=0.1, penalty="none"), ValueError, r"lam must be 0 when penalty='none', got 0\.1"),
-    (sgd_step, dict(w=W, grad=torch.zeros(4, dtype=F64), lr=0.1, lam=0.1), ValueError, r"w and grad must have the same shape, got \(3,\) and \(4,\)"),
-    (sgd_step, dict(w=W, grad=torch.zeros(3), lr=0.1, lam=0.1), TypeError, r"grad must have the same dtype as w \(torch.float64\), got torch.float32"),
-    (sgd_step, dict(w=W, grad=0.0, lr=0.1, lam=0.1), TypeError, r"grad must be a torch.Tensor, got float"),
+    (
+        sgd_step,
+        dict(w=W, grad=G, lr=0.1, lam=0.1, penalty="l3"),
+        ValueError,
+        r"penalty must be one of \['none', 'l1', 'l2'\], got 'l3'",
+    ),
+    (
+        sgd_step,
+        dict(w=W, grad=G, lr=0.1, lam=0.1, penalty=None),
+        ValueError,
+        r"penalty must be one of .*, got None",
+    ),
+    (
+        sgd_step,
+        dict(w=W, grad=G, lr=0.1, lam=0.1, penalty="none"),
+        ValueError,
+        r"lam must be 0 when penalty='none', got 0\.1",
+    ),
+    (
+        sgd_step,
+        dict(w=W, grad=torch.zeros(4, dtype=F64), lr=0.1, lam=0.1),
+        ValueError,
+        r"w and grad must have the same shape, got \(3,\) and \(4,\)",
+    ),
+    (
+        sgd_step,
+        dict(w=W, grad=torch.zeros(3), lr=0.1, lam=0.1),
+        TypeError,
+        r"grad must have the same dtype as w \(torch.float64\), got torch.float32",
+    ),
+    (
+        sgd_step,
+        dict(w=W, grad=0.0, lr=0.1, lam=0.1),
+        TypeError,
+        r"grad must be a torch.Tensor, got float",
+    ),
     (soft_threshold, dict(x=W, threshold=-0.5), ValueError, r"threshold must be >= 0, got -0\.5"),
     (l1_prox_step, dict(w=W, grad=G, lr=0.0, lam=0.1), ValueError, r"lr must be > 0, got 0"),
-    (l1_prox_step, dict(w=W, grad=G, lr=0.1, lam=-0.01), ValueError, r"lam must be >= 0, got -0\.01"),
+    (
+        l1_prox_step,
+        dict(w=W, grad=G, lr=0.1, lam=-0.01),
+        ValueError,
+        r"lam must be >= 0, got -0\.01",
+    ),
     (shrink_path, dict(w0=W, lr=0.1, lam=0.1, steps=-1), ValueError, r"steps must be >= 0, got -1"),
-    (shrink_path, dict(w0=W, lr=0.1, lam=0.1, steps=2.5), TypeError, r"steps must be an integer, got 2\.5"),
-    (shrink_path, dict(w0=W, lr=0.1, lam=0.1, steps=3, rule="l1_clip"), ValueError, r"rule must be one of \['l2', 'l1', 'l1_prox'\], got 'l1_clip'"),
-    (adam_init, dict(w=torch.zeros(0, dtype=F64)), ValueError, r"w must not be empty, got shape \(0,\)"),
-    (adam_l2_step, dict(w=W, grad=G, state=(G, G, 0)), TypeError, r"state must be an AdamState .*, got tuple"),
-    (adam_l2_step, dict(w=W, grad=G, state=AdamState(torch.zeros(2, dtype=F64), G, 0)), ValueError, r"w and state.m must have the same shape"),
-    (adam_l2_step, dict(w=W, grad=G, state=AdamState(G, G, -1)), ValueError, r"state.t must be >= 0, got -1"),
-    (adam_l2_step, dict(w=W, grad=G, state=S, lr=-0.001), ValueError, r"lr must be > 0, got -0\.001"),
-    (adam_l2_step, dict(w=W, grad=G, state=S, lam=-0.01), ValueError, r"lam must be >= 0, got -0\.01"),
-    (adamw_step, dict(w=W, grad=G, state=S, betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\), got 1"),
-    (adamw_step, dict(w=W, grad=G, state=S, betas=(-0.1, 0.999)), ValueError, r"betas\[0\] must be in \[0, 1\), got -0\.1"),
-    (adamw_step, dict(w=W, grad=G, state=S, betas=0.9), TypeError, r"betas must be a pair \(beta1, beta2\), got 0\.9"),
-    (adamw_step, dict(w=W, grad=G, state=S, eps=-1e-8), ValueError, r"eps must be >= 0, got -1e-08"),
-    (adamw_step, dict(w=W, grad=torch.zeros(3, 1, dtype=F64), state=S), ValueError, r"w and grad must have the same shape"),
+    (
+        shrink_path,
+        dict(w0=W, lr=0.1, lam=0.1, steps=2.5),
+        TypeError,
+        r"steps must be an integer, got 2\.5",
+    ),
+    (
+        shrink_path,
+        dict(w0=W, lr=0.1, lam=0.1, steps=3, rule="l1_clip"),
+        ValueError,
+        r"rule must be one of \['l2', 'l1', 'l1_prox'\], got 'l1_clip'",
+    ),
+    (
+        adam_init,
+        dict(w=torch.zeros(0, dtype=F64)),
+        ValueError,
+        r"w must not be empty, got shape \(0,\)",
+    ),
+    (
+        adam_l2_step,
+        dict(w=W, grad=G, state=(G, G, 0)),
+        TypeError,
+        r"state must be an AdamState .*, got tuple",
+    ),
+    (
+        adam_l2_step,
+        dict(w=W, grad=G, state=AdamState(torch.zeros(2, dtype=F64), G, 0)),
+        ValueError,
+        r"w and state.m must have the same shape",
+    ),
+    (
+        adam_l2_step,
+        dict(w=W, grad=G, state=AdamState(G, G, -1)),
+        ValueError,
+        r"state.t must be >= 0, got -1",
+    ),
+    (
+        adam_l2_step,
+        dict(w=W, grad=G, state=S, lr=-0.001),
+        ValueError,
+        r"lr must be > 0, got -0\.001",
+    ),
+    (
+        adam_l2_step,
+        dict(w=W, grad=G, state=S, lam=-0.01),
+        ValueError,
+        r"lam must be >= 0, got -0\.01",
+    ),
+    (
+        adamw_step,
+        dict(w=W, grad=G, state=S, betas=(0.9, 1.0)),
+        ValueError,
+        r"betas\[1\] must be in \[0, 1\), got 1",
+    ),
+    (
+        adamw_step,
+        dict(w=W, grad=G, state=S, betas=(-0.1, 0.999)),
+        ValueError,
+        r"betas\[0\] must be in \[0, 1\), got -0\.1",
+    ),
+    (
+        adamw_step,
+        dict(w=W, grad=G, state=S, betas=0.9),
+        TypeError,
+        r"betas must be a pair \(beta1, beta2\), got 0\.9",
+    ),
+    (
+        adamw_step,
+        dict(w=W, grad=G, state=S, eps=-1e-8),
+        ValueError,
+        r"eps must be >= 0, got -1e-08",
+    ),
+    (
+        adamw_step,
+        dict(w=W, grad=torch.zeros(3, 1, dtype=F64), state=S),
+        ValueError,
+        r"w and grad must have the same shape",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    "fn, kwargs, exc, match", BAD_INPUTS, ids=[f"{f.__name__}-{i}" for i, (f, *_rest) in enumerate(BAD_INPUTS)]
+    "fn, kwargs, exc, match",
+    BAD_INPUTS,
+    ids=[f"{f.__name__}-{i}" for i, (f, *_rest) in enumerate(BAD_INPUTS)],
 )
 def test_bad_input_raises_naming_argument_and_value(fn, kwargs, exc, match):
     with pytest.raises(exc, match=match):

@@ -18,7 +18,7 @@ from regcourse.dropout import Dropout
 from regcourse.early_stopping import EarlyStopping
 from regcourse.recipe import RecipeResult, image_augment, no_regularization, solid_default
 
-SMALL = dict(channels=4, epochs=3)   # a CNN small enough to train in a blink
+SMALL = dict(channels=4, epochs=3)  # a CNN small enough to train in a blink
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ class TestRestoredValues:
         assert low <= recipe.DROPOUT <= high
 
     def test_patience_and_smoothing(self):
-        assert 5 <= recipe.PATIENCE <= 20          # "around 10"; 5-20 is the common range
+        assert 5 <= recipe.PATIENCE <= 20  # "around 10"; 5-20 is the common range
         assert recipe.LABEL_SMOOTHING == pytest.approx(0.1)
 
     def test_defaults_of_solid_default_are_the_constants(self):
@@ -118,7 +118,9 @@ class TestSolidDefault:
 
     def test_dropout_switches_off_and_changes(self, data):
         assert not _layers(solid_default(data, dropout=0.0, **SMALL).model, Dropout)
-        assert [m.p for m in _layers(solid_default(data, dropout=0.4, **SMALL).model, Dropout)] == [0.4]
+        assert [m.p for m in _layers(solid_default(data, dropout=0.4, **SMALL).model, Dropout)] == [
+            0.4
+        ]
 
     def test_custom_augment_is_called(self, data):
         seen = []
@@ -129,7 +131,7 @@ class TestSolidDefault:
 
         run = solid_default(data, augment=aug, **SMALL)
         assert run.settings["augment"] == "custom"
-        assert len(seen) == SMALL["epochs"] * 2    # 60 images, batches of 32: 2 per epoch
+        assert len(seen) == SMALL["epochs"] * 2  # 60 images, batches of 32: 2 per epoch
 
     def test_mlp_and_model_options(self, data):
         run = solid_default(data, model="mlp", hidden=16, depth=1, epochs=2)
@@ -151,12 +153,12 @@ class TestSolidDefault:
     def test_early_stopping_restores_the_best_epoch(self, data):
         run = solid_default(data, patience=2, channels=4, epochs=30, lr=0.05)
         h = run.history
-        assert h.stopped_epoch < 30                # this run does stop early ...
+        assert h.stopped_epoch < 30  # this run does stop early ...
         assert h.stopped_epoch - h.best_epoch == 2  # ... two epochs after its best one
         best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__) + 1
         assert h.best_epoch == best
         _, val_acc = recipe.evaluate(run.model, data.x_val, data.y_val)
-        assert val_acc == h.val_acc[best - 1]      # the model holds the best epoch's weights
+        assert val_acc == h.val_acc[best - 1]  # the model holds the best epoch's weights
 
     def test_without_early_stopping_all_epochs_run(self, data):
         h = solid_default(data, patience=None, **SMALL).history
@@ -203,7 +205,9 @@ class TestNoRegularization:
     def test_same_initial_weights(self, data, monkeypatch):
         # stop both runs before the first update: their shared layers start from the same weights
         starts = []
-        monkeypatch.setattr(recipe, "train", lambda model, data, **kw: starts.append(model) or recipe.History())
+        monkeypatch.setattr(
+            recipe, "train", lambda model, data, **kw: starts.append(model) or recipe.History()
+        )
         monkeypatch.setattr(recipe, "evaluate", lambda model, x, y: (0.0, 0.0))
         solid_default(data, seed=2, **SMALL)
         no_regularization(data, seed=2, **SMALL)
@@ -300,14 +304,20 @@ class TestBadInput:
     def test_shift_rotate_needs_images(self, data):
         from dataclasses import replace
 
-        flat = replace(data, x_train=data.x_train.flatten(1), x_val=data.x_val.flatten(1),
-                       x_test=data.x_test.flatten(1))
+        flat = replace(
+            data,
+            x_train=data.x_train.flatten(1),
+            x_val=data.x_val.flatten(1),
+            x_test=data.x_test.flatten(1),
+        )
         with pytest.raises(ValueError, match="augment"):
             solid_default(flat, model="mlp")
-        run = solid_default(flat, model="mlp", augment=None, hidden=8, epochs=1)   # fine without
+        run = solid_default(flat, model="mlp", augment=None, hidden=8, epochs=1)  # fine without
         assert run.settings["augment"] == "none"
 
-    @pytest.mark.parametrize("kwargs, match", [({"model": "rnn"}, "model"), ({"epochs": 0}, "epochs")])
+    @pytest.mark.parametrize(
+        "kwargs, match", [({"model": "rnn"}, "model"), ({"epochs": 0}, "epochs")]
+    )
     def test_no_regularization(self, data, kwargs, match):
         with pytest.raises(ValueError, match=match):
             no_regularization(data, **kwargs)
@@ -333,7 +343,11 @@ class TestSolidDefaultExperiment:
         res = results["solid_default"]
         assert res.name == "solid_default"
         assert [(r["seed"], r["setup"]) for r in res.rows] == [
-            (0, "solid default"), (0, "no regularization"), (1, "solid default"), (1, "no regularization")]
+            (0, "solid default"),
+            (0, "no regularization"),
+            (1, "solid default"),
+            (1, "no regularization"),
+        ]
         for r in res.rows:
             assert r["gap"] == pytest.approx(r["train_acc"] - r["test_acc"])
             assert 1 <= r["best_epoch"] <= r["epochs_trained"] <= TINY["solid_default"]["epochs"]
@@ -343,7 +357,7 @@ class TestSolidDefaultExperiment:
         tests = [r["test_acc"] for r in res.rows if r["setup"] == "solid default"]
         mean, std = res.extra["summary"]["solid default"]["test_acc"]
         assert mean == pytest.approx(sum(tests) / 2)
-        assert std == pytest.approx(abs(tests[0] - tests[1]) / 2 ** 0.5)
+        assert std == pytest.approx(abs(tests[0] - tests[1]) / 2**0.5)
 
     def test_claims_and_figure(self, results):
         res = results["solid_default"]
@@ -351,7 +365,9 @@ class TestSolidDefaultExperiment:
         assert res.figure is not None
         assert res.extra["settings"]["weight_decay"] == recipe.WEIGHT_DECAY
 
-    @pytest.mark.parametrize("option", [{"seeds": 0}, {"n_train": 5}, {"epochs": 0}, {"channels": 0}])
+    @pytest.mark.parametrize(
+        "option", [{"seeds": 0}, {"n_train": 5}, {"epochs": 0}, {"channels": 0}]
+    )
     def test_bad_options(self, option):
         from regcourse.experiments import run
 
@@ -363,13 +379,16 @@ class TestForgottenEvalExperiment:
     def test_exact_claims_hold_at_any_setting(self, results):
         res = results["forgotten_eval"]
         for key, ok in res.claims.items():
-            if "points below" not in key:       # the accuracy margin needs a trained model
+            if "points below" not in key:  # the accuracy margin needs a trained model
                 assert ok, key
 
     def test_rows_and_extra(self, results):
         res = results["forgotten_eval"]
         assert [(r["mode"], r["batch_size"]) for r in res.rows][:3] == [
-            ("eval", len(res.extra["data"].y_test)), ("eval", 8), ("train", 8)]
+            ("eval", len(res.extra["data"].y_test)),
+            ("eval", 8),
+            ("train", 8),
+        ]
         assert res.extra["max_diff_eval"] == 0.0 < res.extra["max_diff_train"]
         assert "Expected more than 1 value per channel" in res.extra["single_error"]
         assert not res.extra["model"].training
@@ -386,7 +405,9 @@ class TestForgottenEvalExperiment:
         res = run("forgotten_eval", n_train=200, epochs=10, hidden=64, margin=5.0)
         assert res.all_claims_hold, res.claims
 
-    @pytest.mark.parametrize("option", [{"batch_size": 1}, {"margin": -1.0}, {"hidden": 0}, {"seed": -2}])
+    @pytest.mark.parametrize(
+        "option", [{"batch_size": 1}, {"margin": -1.0}, {"hidden": 0}, {"seed": -2}]
+    )
     def test_bad_options(self, option):
         from regcourse.experiments import run
 
@@ -414,8 +435,9 @@ class TestAblationExperiment:
 
 
 class TestCli:
-    @pytest.mark.parametrize("name, fmt", [("solid_default", "json"), ("forgotten_eval", "csv"),
-                                           ("ablation", "json")])
+    @pytest.mark.parametrize(
+        "name, fmt", [("solid_default", "json"), ("forgotten_eval", "csv"), ("ablation", "json")]
+    )
     def test_cli_writes_files(self, tmp_path, capsys, name, fmt):
         from regcourse.__main__ import main
 
@@ -439,5 +461,8 @@ class TestCli:
     def test_cli_bad_option_exits_2(self, tmp_path, capsys):
         from regcourse.__main__ import main
 
-        assert main(["run", "solid_default", "--out", str(tmp_path), "--seeds", "0", "--no-progress"]) == 2
+        assert (
+            main(["run", "solid_default", "--out", str(tmp_path), "--seeds", "0", "--no-progress"])
+            == 2
+        )
         assert "seeds" in capsys.readouterr().err

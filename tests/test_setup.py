@@ -23,7 +23,9 @@ def restore_torch_state():
 
 class TestSetup:
     def test_wrong_version_names_the_wheel(self):
-        with pytest.raises(VersionMismatchError, match=r"pip install regcourse-0\.0\.9-py3-none-any\.whl"):
+        with pytest.raises(
+            VersionMismatchError, match=r"pip install regcourse-0\.0\.9-py3-none-any\.whl"
+        ):
             regcourse.setup("0.0.9")
 
     def test_wrong_version_is_a_runtime_error(self):
@@ -35,7 +37,9 @@ class TestSetup:
             regcourse.setup("0.0.9")
         lines = info.value._render_traceback_()
         assert len(lines) == 1 and "\n" not in lines[0]
-        assert lines[0].startswith("VersionMismatchError: this notebook was written for regcourse 0.0.9")
+        assert lines[0].startswith(
+            "VersionMismatchError: this notebook was written for regcourse 0.0.9"
+        )
 
     def test_version_must_be_a_string(self):
         with pytest.raises(TypeError, match=r"version must be a str, got float"):
@@ -64,7 +68,9 @@ class TestSetup:
 
     def test_bad_thread_variable(self, monkeypatch):
         monkeypatch.setenv("REGCOURSE_NUM_THREADS", "two")
-        with pytest.raises(ValueError, match=r"REGCOURSE_NUM_THREADS must be an integer, got 'two'"):
+        with pytest.raises(
+            ValueError, match=r"REGCOURSE_NUM_THREADS must be an integer, got 'two'"
+        ):
             regcourse.setup(regcourse.__version__)
 
 
@@ -74,13 +80,20 @@ class TestOneLineErrors:
         assert isinstance(err, ImportError) and err.name == "mnist1d"
         assert str(err) == "mnist1d is not installed; run: pip install mnist1d==0.0.2.post1"
 
-    @pytest.mark.parametrize("code, line", [
-        ("from regcourse.errors import MissingDependencyError as E\n"
-         "raise E('mnist1d', 'pip install mnist1d==0.0.2.post1')",
-         "MissingDependencyError: mnist1d is not installed; run: pip install mnist1d==0.0.2.post1"),
-        ("import regcourse\nregcourse.setup('0.0.9')",
-         "VersionMismatchError: this notebook was written for regcourse 0.0.9"),
-    ])
+    @pytest.mark.parametrize(
+        "code, line",
+        [
+            (
+                "from regcourse.errors import MissingDependencyError as E\n"
+                "raise E('mnist1d', 'pip install mnist1d==0.0.2.post1')",
+                "MissingDependencyError: mnist1d is not installed; run: pip install mnist1d==0.0.2.post1",
+            ),
+            (
+                "import regcourse\nregcourse.setup('0.0.9')",
+                "VersionMismatchError: this notebook was written for regcourse 0.0.9",
+            ),
+        ],
+    )
     def test_ipython_prints_one_line(self, code, line):
         """What a notebook shows: IPython calls _render_traceback_, so no traceback appears."""
         pytest.importorskip("IPython")

@@ -48,7 +48,9 @@ def _recover_raw(split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     """Invert the standardisation: the smallest training value is pixel 0 and the largest is
     pixel 16, so two numbers fix the affine map back to the integers 0..16."""
     lo, hi = split.x_train.min().double(), split.x_train.max().double()
-    back = [((x.double() - lo) / (hi - lo) * 16) for x in (split.x_train, split.x_val, split.x_test)]
+    back = [
+        ((x.double() - lo) / (hi - lo) * 16) for x in (split.x_train, split.x_val, split.x_test)
+    ]
     return tuple(back)
 
 
@@ -130,7 +132,10 @@ class TestDigitsSplit:
         assert torch.equal(a.x_val, b.x_val[:50])
 
     def test_same_seed_same_split(self):
-        a, b = digits_split(100, 50, label_noise=0.2, seed=7), digits_split(100, 50, label_noise=0.2, seed=7)
+        a, b = (
+            digits_split(100, 50, label_noise=0.2, seed=7),
+            digits_split(100, 50, label_noise=0.2, seed=7),
+        )
         for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
             assert torch.equal(getattr(a, name), getattr(b, name))
 
@@ -140,12 +145,18 @@ class TestDigitsSplit:
 
     def test_label_noise_fraction(self):
         n, noise = 1200, 0.3
-        clean, noisy = digits_split(n, 100, seed=11), digits_split(n, 100, label_noise=noise, seed=11)
+        clean, noisy = (
+            digits_split(n, 100, seed=11),
+            digits_split(n, 100, label_noise=noise, seed=11),
+        )
         frac = (clean.y_train != noisy.y_train).double().mean().item()
         assert abs(frac - noise) < 5 * math.sqrt(noise * (1 - noise) / n)
 
     def test_label_noise_changes_only_training_labels(self):
-        clean, noisy = digits_split(200, 100, seed=3), digits_split(200, 100, label_noise=0.5, seed=3)
+        clean, noisy = (
+            digits_split(200, 100, seed=3),
+            digits_split(200, 100, label_noise=0.5, seed=3),
+        )
         assert torch.equal(clean.x_train, noisy.x_train)
         assert torch.equal(clean.y_val, noisy.y_val)
         assert torch.equal(clean.y_test, noisy.y_test)
@@ -156,7 +167,10 @@ class TestDigitsSplit:
     def test_noisy_label_is_always_a_wrong_class(self):
         """A corrupted label is never the true class: with a noise level near 1 nearly every
         label differs (a random class, right or wrong, would keep about 10% of them)."""
-        clean, noisy = digits_split(1000, 100, seed=2), digits_split(1000, 100, label_noise=0.999, seed=2)
+        clean, noisy = (
+            digits_split(1000, 100, seed=2),
+            digits_split(1000, 100, label_noise=0.999, seed=2),
+        )
         assert (clean.y_train != noisy.y_train).double().mean().item() > 0.99
 
     @pytest.mark.parametrize(
@@ -167,7 +181,11 @@ class TestDigitsSplit:
             ({"n_train": 50.5}, TypeError, r"n_train must be an integer"),
             ({"n_train": "50"}, TypeError, r"n_train must be an integer"),
             ({"n_val": -1}, ValueError, r"n_val must be in \[0, "),
-            ({"n_train": 1000, "n_val": 1000}, ValueError, r"n_val must be in \[0, 697\], got 1000"),
+            (
+                {"n_train": 1000, "n_val": 1000},
+                ValueError,
+                r"n_val must be in \[0, 697\], got 1000",
+            ),
             ({"label_noise": 1.0}, ValueError, r"label_noise must be in \[0, 1\), got 1"),
             ({"label_noise": -0.1}, ValueError, r"label_noise must be in \[0, 1\)"),
             ({"label_noise": float("nan")}, ValueError, r"label_noise must be finite"),
@@ -215,7 +233,11 @@ class TestSamplePhoto:
     @pytest.mark.parametrize(
         "kwargs, error, match",
         [
-            ({"name": "cat.jpg"}, ValueError, r"name must be 'china.jpg' or 'flower.jpg', got 'cat.jpg'"),
+            (
+                {"name": "cat.jpg"},
+                ValueError,
+                r"name must be 'china.jpg' or 'flower.jpg', got 'cat.jpg'",
+            ),
             ({"size": 4}, ValueError, r"size must be in \[8, 427\], got 4"),
             ({"size": 1000}, ValueError, r"size must be in \[8, 427\], got 1000"),
             ({"size": 12.5}, TypeError, r"size must be an integer"),
@@ -445,10 +467,24 @@ class TestEvaluate:
         "x, y, error, match",
         [
             ([[0.0]], torch.tensor([0]), TypeError, r"x must be a torch.Tensor"),
-            (torch.zeros(3, 64), torch.zeros(2, dtype=torch.int64), ValueError,
-             r"x and y must have the same length, got 3 and 2"),
-            (torch.zeros(0, 64), torch.zeros(0, dtype=torch.int64), ValueError, r"x must not be empty"),
-            (torch.full((2, 64), float("nan")), torch.zeros(2, dtype=torch.int64), ValueError, r"x must be finite"),
+            (
+                torch.zeros(3, 64),
+                torch.zeros(2, dtype=torch.int64),
+                ValueError,
+                r"x and y must have the same length, got 3 and 2",
+            ),
+            (
+                torch.zeros(0, 64),
+                torch.zeros(0, dtype=torch.int64),
+                ValueError,
+                r"x must not be empty",
+            ),
+            (
+                torch.full((2, 64), float("nan")),
+                torch.zeros(2, dtype=torch.int64),
+                ValueError,
+                r"x must be finite",
+            ),
         ],
     )
     def test_bad_input(self, x, y, error, match):
@@ -473,7 +509,8 @@ class TestEvaluate:
         data = _tiny_data()
         model = _tiny_model()
         assert evaluate(model, data.x_val, data.y_val, batch_size=np.int64(7)) == pytest.approx(
-            evaluate(model, data.x_val, data.y_val))
+            evaluate(model, data.x_val, data.y_val)
+        )
 
     def test_restores_mode_after_an_error(self):
         model = _tiny_model(dropout=0.5).train()
@@ -483,8 +520,17 @@ class TestEvaluate:
 
 
 class TestBatchIndices:
-    @pytest.mark.parametrize("n, bs, sizes", [(9, 4, [4, 5]), (10, 4, [4, 4, 2]), (8, 4, [4, 4]),
-                                              (5, 8, [5]), (3, 1, [1, 1, 1]), (1, 4, [1])])
+    @pytest.mark.parametrize(
+        "n, bs, sizes",
+        [
+            (9, 4, [4, 5]),
+            (10, 4, [4, 4, 2]),
+            (8, 4, [4, 4]),
+            (5, 8, [5]),
+            (3, 1, [1, 1, 1]),
+            (1, 4, [1]),
+        ],
+    )
     def test_sizes_merge_a_last_batch_of_one(self, n, bs, sizes):
         assert [len(b) for b in batch_indices(n, bs, shuffle=False)] == sizes
 
@@ -509,7 +555,11 @@ class TestBatchIndices:
         [
             (dict(n=0, batch_size=4), ValueError, r"n must be >= 1, got 0"),
             (dict(n=5, batch_size=-5), ValueError, r"batch_size must be >= 1, got -5"),
-            (dict(n=5, batch_size=2, generator=3), TypeError, r"generator must be a torch.Generator"),
+            (
+                dict(n=5, batch_size=2, generator=3),
+                TypeError,
+                r"generator must be a torch.Generator",
+            ),
             (dict(n=5, batch_size=2, shuffle="no"), TypeError, r"shuffle must be a bool"),
         ],
     )
@@ -537,8 +587,12 @@ class TestTrainEpoch:
         a, b = _tiny_model(seed=2), _tiny_model(seed=2)
         opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
         opt_b = torch.optim.SGD(b.parameters(), lr=0.1)
-        train_epoch(a, minibatches(data.x_train, data.y_train, 8, torch.Generator().manual_seed(0)),
-                    F.cross_entropy, opt_a)
+        train_epoch(
+            a,
+            minibatches(data.x_train, data.y_train, 8, torch.Generator().manual_seed(0)),
+            F.cross_entropy,
+            opt_a,
+        )
         b.train()
         for idx in batch_indices(len(data.x_train), 8, torch.Generator().manual_seed(0)):
             loss = F.cross_entropy(b(data.x_train[idx]), data.y_train[idx])
@@ -574,8 +628,12 @@ class TestTrainEpoch:
     )
     def test_bad_input(self, which, error, match):
         model = _tiny_model()
-        args = dict(model=model, batches=[(torch.zeros(2, 64), torch.zeros(2, dtype=torch.int64))],
-                    loss_fn=F.cross_entropy, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        args = dict(
+            model=model,
+            batches=[(torch.zeros(2, 64), torch.zeros(2, dtype=torch.int64))],
+            loss_fn=F.cross_entropy,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        )
         args[which] = {"model": "mlp", "loss_fn": 3, "optimizer": [], "batches": []}[which]
         with pytest.raises(error, match=match):
             train_epoch(**args)
@@ -595,7 +653,11 @@ class TestMakeOptimizer:
     @pytest.mark.parametrize(
         "kwargs, error, match",
         [
-            ({"name": "rmsprop"}, ValueError, r"optimizer must be one of \['adam', 'adamw', 'sgd'\], got 'rmsprop'"),
+            (
+                {"name": "rmsprop"},
+                ValueError,
+                r"optimizer must be one of \['adam', 'adamw', 'sgd'\], got 'rmsprop'",
+            ),
             ({"lr": 0.0}, ValueError, r"lr must be > 0, got 0"),
             ({"weight_decay": -1.0}, ValueError, r"weight_decay must be >= 0, got -1"),
         ],
@@ -628,7 +690,9 @@ class TestTrain:
 
     def test_one_training_example_refused(self):
         data = _tiny_data()
-        one = Split(data.x_train[:1], data.y_train[:1], data.x_val, data.y_val, data.x_test, data.y_test, 10)
+        one = Split(
+            data.x_train[:1], data.y_train[:1], data.x_val, data.y_val, data.x_test, data.y_test, 10
+        )
         with pytest.raises(ValueError, match=r"data.x_train must hold at least 2 examples, got 1"):
             train(_tiny_model(), one, epochs=1)
 
@@ -786,6 +850,8 @@ class TestTrain:
 
     def test_bad_data(self):
         data = _tiny_data()
-        bad = Split(data.x_train.long(), data.y_train, data.x_val, data.y_val, data.x_test, data.y_test, 10)
+        bad = Split(
+            data.x_train.long(), data.y_train, data.x_val, data.y_val, data.x_test, data.y_test, 10
+        )
         with pytest.raises(TypeError, match=r"data.x_train must be a floating-point tensor"):
             train(_tiny_model(), bad, epochs=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -35,8 +36,16 @@ def _run(cmd, cwd, timeout=300, env=None):
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
+    """Wheel and sdist built from a copy of the sources, so that parallel test workers
+    (and the people sharing the work tree) never see each other's build/ folders."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md", "LICENSE", "LICENSE-content", "CHANGELOG.md"):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(
+        ROOT / "regcourse", src / "regcourse", ignore=shutil.ignore_patterns("__pycache__")
+    )
     out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)], cwd=out)
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)], cwd=out)
     wheels, sdists = list(out.glob("*.whl")), list(out.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, list(out.iterdir())
     return wheels[0], sdists[0]
@@ -54,19 +63,27 @@ def venv(tmp_path_factory, dist):
     shared = Path(site.getsitepackages()[0])
     for entry in shared.iterdir():
         name = entry.name.lower()
-        if name.startswith(("regcourse", "__editable__", "_virtualenv", "pip", "setuptools", "_distutils")):
+        if name.startswith(
+            ("regcourse", "__editable__", "_virtualenv", "pip", "setuptools", "_distutils")
+        ):
             continue
         if entry.suffix == ".pth":
             continue
         (deps / entry.name).symlink_to(entry)
-    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base)
+    purelib = _run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base
+    )
     Path(purelib.stdout.strip(), "shared_deps.pth").write_text(f"{deps}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PIP_NO_INDEX"] = "1"  # offline
     # --no-deps: the dependencies are the linked ones (pip would otherwise also want to
     # upgrade the venv's bundled setuptools for torch); test_dependencies_satisfied
     # checks our requirements against them instead
-    _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(dist[0])], cwd=base, env=env)
+    _run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(dist[0])],
+        cwd=base,
+        env=env,
+    )
     return python, env_dir, env
 
 
@@ -80,7 +97,9 @@ class TestWheel:
 
     def test_metadata(self, dist):
         with zipfile.ZipFile(dist[0]) as z:
-            meta = next(z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+            meta = next(
+                z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/METADATA")
+            )
         assert f"Version: {regcourse.__version__}" in meta
         assert "License-Expression: MIT" in meta
         for extra in ("test", "book", "lab"):
@@ -102,7 +121,9 @@ class TestWheel:
     def test_version_has_one_source(self):
         config = tomllib.loads((ROOT / "pyproject.toml").read_text())
         assert "version" not in config["project"] and "version" in config["project"]["dynamic"]
-        assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "regcourse.__version__"}
+        assert config["tool"]["setuptools"]["dynamic"]["version"] == {
+            "attr": "regcourse.__version__"
+        }
 
 
 class TestInstalledWheel:
@@ -164,7 +185,13 @@ print("trained", len(h.val_acc), 0.0 <= evaluate(model, data.x_test, data.y_test
 
     def test_wrong_version_names_the_wheel(self, venv, tmp_path):
         python, _, env = venv
-        proc = subprocess.run([str(python), "-c", "import regcourse; regcourse.setup('0.0.1')"],
-                              cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+        proc = subprocess.run(
+            [str(python), "-c", "import regcourse; regcourse.setup('0.0.1')"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert proc.returncode != 0
         assert "pip install regcourse-0.0.1-py3-none-any.whl" in proc.stderr

@@ -1,12 +1,10 @@
-"""Helpers shared by the augmentation modules: image-batch checks and small conversions.
-"""
+"""Helpers shared by the augmentation modules: image-batch checks and small conversions."""
 
 from __future__ import annotations
 
 import torch
 
 from .._checks import check_scalar, check_tensor
-
 
 _LUMA = (0.299, 0.587, 0.114)
 

@@ -80,10 +80,10 @@ def time_stretch(wave: torch.Tensor, rate: float, n_fft: int = 256, hop: int = 6
     n_fft = check_scalar(n_fft, "n_fft", kind="int", low=4, high=max(4, len(wave)))
     hop = check_scalar(hop, "hop", kind="int", low=1, high=n_fft)
     window = torch.hann_window(n_fft, dtype=torch.float64)
-    spec = torch.stft(wave.double(), n_fft, hop, window=window, return_complex=True)   # (F, T)
+    spec = torch.stft(wave.double(), n_fft, hop, window=window, return_complex=True)  # (F, T)
     frames = spec.shape[1]
     steps = torch.arange(0, frames, rate, dtype=torch.float64)
-    spec = F.pad(torch.view_as_real(spec), (0, 0, 0, 2))                             # two silent frames
+    spec = F.pad(torch.view_as_real(spec), (0, 0, 0, 2))  # two silent frames
     spec = torch.view_as_complex(spec.contiguous())
     i0 = steps.floor().long()
     frac = steps - i0
@@ -93,14 +93,16 @@ def time_stretch(wave: torch.Tensor, rate: float, n_fft: int = 256, hop: int = 6
     delta = right.angle() - left.angle() - expected
     delta = delta - 2 * math.pi * torch.round(delta / (2 * math.pi))
     advance = expected + delta
-    phase = spec[:, :1].angle() + torch.cumsum(advance, dim=1) - advance   # phase before each step
+    phase = spec[:, :1].angle() + torch.cumsum(advance, dim=1) - advance  # phase before each step
     stretched = torch.polar(magnitude, phase)
     length = max(1, round(len(wave) / rate))
     out = torch.istft(stretched, n_fft, hop, window=window, length=length)
     return out.to(wave.dtype)
 
 
-def pitch_shift(wave: torch.Tensor, semitones: float, n_fft: int = 256, hop: int = 64) -> torch.Tensor:
+def pitch_shift(
+    wave: torch.Tensor, semitones: float, n_fft: int = 256, hop: int = 64
+) -> torch.Tensor:
     """Shift the pitch by ``semitones`` (12 per octave) and keep the duration.
 
     With ``f = 2^(semitones / 12)``: :func:`time_stretch` by ``1 / f`` (``f`` times
@@ -116,7 +118,9 @@ def pitch_shift(wave: torch.Tensor, semitones: float, n_fft: int = 256, hop: int
     return F.pad(out, (0, len(wave) - len(out)))
 
 
-def add_noise(wave: torch.Tensor, snr_db: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def add_noise(
+    wave: torch.Tensor, snr_db: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Add Gaussian noise scaled so the signal-to-noise ratio is exactly ``snr_db`` decibels.
 
     The drawn noise ``e`` is rescaled so that ``10·log10(mean(wave²) / mean(e²)) = snr_db``.

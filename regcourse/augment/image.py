@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_generator, check_scalar
-from ._common import _images, _unbatch, _per_example, _interval, _gray
+from ._common import _gray, _images, _interval, _per_example, _unbatch
 
 __all__ = [
     "hflip",
@@ -28,7 +28,9 @@ __all__ = [
 ]
 
 
-def hflip(x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
+def hflip(
+    x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Mirror each image left to right with probability ``p``.
 
     Args:
@@ -89,7 +91,7 @@ def random_crop(
     padded = F.pad(xb, (padding,) * 4, value=fill) if padding else xb
     top = torch.randint(0, h + 2 * padding - size + 1, (n,), generator=generator)
     left = torch.randint(0, w + 2 * padding - size + 1, (n,), generator=generator)
-    rows = (top[:, None] + torch.arange(size)).to(xb.device)   # (N, size)
+    rows = (top[:, None] + torch.arange(size)).to(xb.device)  # (N, size)
     cols = (left[:, None] + torch.arange(size)).to(xb.device)
     batch = torch.arange(n, device=xb.device)[:, None, None, None]
     chan = torch.arange(c, device=xb.device)[None, :, None, None]
@@ -144,8 +146,8 @@ def random_resized_crop(
     left = (u_left * (w - cw + 1)).floor().long()
     out = torch.empty_like(xb)
     for i in range(n):
-        t, l, hh, ww = int(top[i]), int(left[i]), int(ch[i]), int(cw[i])
-        crop = xb[i : i + 1, :, t : t + hh, l : l + ww]
+        t, le, hh, ww = int(top[i]), int(left[i]), int(ch[i]), int(cw[i])
+        crop = xb[i : i + 1, :, t : t + hh, le : le + ww]
         out[i] = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)[0]
     out = _unbatch(out, single)
     if return_boxes:
@@ -181,13 +183,17 @@ def rotate_by(x: torch.Tensor, degrees, fill: float = 0.0) -> torch.Tensor:
     cos, sin = torch.cos(rad), torch.sin(rad)
     # Output (x, y) in normalised coordinates samples the input at R(angle) (x, y),
     # corrected for the aspect ratio (normalised units differ along H and W).
-    theta = torch.stack(
-        [
-            torch.stack([cos, -sin * (h / w), torch.zeros_like(cos)], dim=1),
-            torch.stack([sin * (w / h), cos, torch.zeros_like(cos)], dim=1),
-        ],
-        dim=1,
-    ).to(xb.dtype).to(xb.device)
+    theta = (
+        torch.stack(
+            [
+                torch.stack([cos, -sin * (h / w), torch.zeros_like(cos)], dim=1),
+                torch.stack([sin * (w / h), cos, torch.zeros_like(cos)], dim=1),
+            ],
+            dim=1,
+        )
+        .to(xb.dtype)
+        .to(xb.device)
+    )
     grid = F.affine_grid(theta, list(xb.shape), align_corners=False)
     out = F.grid_sample(xb - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     out = out + fill
@@ -261,7 +267,8 @@ def adjust_saturation(x: torch.Tensor, factor) -> torch.Tensor:
 
 def _yiq_matrices(dtype) -> tuple[torch.Tensor, torch.Tensor]:
     to_yiq = torch.tensor(
-        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+        dtype=torch.float64,
     )
     return to_yiq, torch.linalg.inv(to_yiq)
 
@@ -279,14 +286,16 @@ def adjust_hue(x: torch.Tensor, shift) -> torch.Tensor:
         raise ValueError(f"x must have 3 (RGB) channels for hue, got {xb.shape[1]}")
     s = _per_example(shift, "shift", len(xb), torch.float64)
     if bool(((s < -0.5) | (s > 0.5)).any()):
-        raise ValueError(f"shift must be in [-0.5, 0.5], got {s[(s < -0.5) | (s > 0.5)][0].item():g}")
+        raise ValueError(
+            f"shift must be in [-0.5, 0.5], got {s[(s < -0.5) | (s > 0.5)][0].item():g}"
+        )
     to_yiq, to_rgb = _yiq_matrices(torch.float64)
     a = 2 * math.pi * s
     rot = torch.zeros(len(xb), 3, 3, dtype=torch.float64)
     rot[:, 0, 0] = 1
     rot[:, 1, 1], rot[:, 1, 2] = torch.cos(a), -torch.sin(a)
     rot[:, 2, 1], rot[:, 2, 2] = torch.sin(a), torch.cos(a)
-    m = (to_rgb @ rot @ to_yiq).to(xb.dtype).to(xb.device)   # (N, 3, 3)
+    m = (to_rgb @ rot @ to_yiq).to(xb.dtype).to(xb.device)  # (N, 3, 3)
     return _unbatch(torch.einsum("nij,njhw->nihw", m, xb), single)
 
 
@@ -389,8 +398,8 @@ def cutout(
     left = (cx - size // 2).clamp(0, w)
     right = (cx - size // 2 + size).clamp(0, w)
     rows, cols = torch.arange(h), torch.arange(w)
-    in_rows = (rows >= top[:, None]) & (rows < bottom[:, None])        # (N, H)
-    in_cols = (cols >= left[:, None]) & (cols < right[:, None])        # (N, W)
+    in_rows = (rows >= top[:, None]) & (rows < bottom[:, None])  # (N, H)
+    in_cols = (cols >= left[:, None]) & (cols < right[:, None])  # (N, W)
     mask = in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None]
     out = xb.masked_fill(mask[:, None].to(xb.device), value)
     out = _unbatch(out, single)

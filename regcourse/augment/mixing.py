@@ -31,16 +31,22 @@ def _soft_labels(y, num_classes: int, n: int, dtype) -> torch.Tensor:
         raise ValueError(f"x and y must have the same length, got {n} and {len(y)}")
     if y.dim() == 1 and not y.is_floating_point():
         if y.dtype == torch.bool:
-            raise TypeError("y must hold integer class indices or float soft labels, got dtype torch.bool")
+            raise TypeError(
+                "y must hold integer class indices or float soft labels, got dtype torch.bool"
+            )
         bad = (y < 0) | (y >= num_classes)
         if bool(bad.any()):
-            raise ValueError(f"y must hold class indices in [0, {num_classes}), got {y[bad][0].item()}")
+            raise ValueError(
+                f"y must hold class indices in [0, {num_classes}), got {y[bad][0].item()}"
+            )
         return F.one_hot(y.long(), num_classes).to(dtype)  # any integer dtype, as torch indexes
     if y.dim() == 2 and y.is_floating_point():
         check_tensor(y, "y")
         if y.shape[1] != num_classes:
             raise ValueError(f"y must have num_classes = {num_classes} columns, got {y.shape[1]}")
-        if bool((y < 0).any()) or not torch.allclose(y.sum(1), torch.ones(n, dtype=y.dtype), atol=1e-4):
+        if bool((y < 0).any()) or not torch.allclose(
+            y.sum(1), torch.ones(n, dtype=y.dtype), atol=1e-4
+        ):
             raise ValueError("y must hold probability rows (non-negative, summing to 1)")
         return y.to(dtype)
     raise ValueError(
@@ -201,6 +207,16 @@ def cutmix(
     x_mix[:, :, top:bottom, left:right] = x[index, :, top:bottom, left:right]
     y_mix = lam * y_soft + (1 - lam) * y_soft[index]
     if return_params:
-        return x_mix, y_mix, {"lam": lam, "lam0": lam0, "center": center, "size": size,
-                              "box": (top, left, bottom, right), "index": index}
+        return (
+            x_mix,
+            y_mix,
+            {
+                "lam": lam,
+                "lam0": lam0,
+                "center": center,
+                "size": size,
+                "box": (top, left, bottom, right),
+                "index": index,
+            },
+        )
     return x_mix, y_mix

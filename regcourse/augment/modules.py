@@ -113,12 +113,21 @@ class ColorJitter(_ImageAugmentation):
         self.clamp = bool(clamp)
 
     def transform(self, x, generator):
-        return color_jitter(x, self.brightness, self.contrast, self.saturation, self.hue,
-                            generator=generator, clamp=self.clamp)
+        return color_jitter(
+            x,
+            self.brightness,
+            self.contrast,
+            self.saturation,
+            self.hue,
+            generator=generator,
+            clamp=self.clamp,
+        )
 
     def extra_repr(self) -> str:
-        return (f"brightness={self.brightness:g}, contrast={self.contrast:g}, "
-                f"saturation={self.saturation:g}, hue={self.hue:g}")
+        return (
+            f"brightness={self.brightness:g}, contrast={self.contrast:g}, "
+            f"saturation={self.saturation:g}, hue={self.hue:g}"
+        )
 
 
 class Cutout(_ImageAugmentation):

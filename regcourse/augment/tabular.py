@@ -47,7 +47,7 @@ def smote(
     check_generator(generator)
     dist = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
     dist.fill_diagonal_(float("inf"))
-    neighbours = dist.topk(k, dim=1, largest=False).indices          # (N, k)
+    neighbours = dist.topk(k, dim=1, largest=False).indices  # (N, k)
     base = torch.randint(0, len(x), (n_new,), generator=generator)
     pick = torch.randint(0, k, (n_new,), generator=generator)
     u = torch.rand(n_new, 1, generator=generator, dtype=x.dtype)

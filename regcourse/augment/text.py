@@ -40,8 +40,12 @@ def _words(text, name: str = "text") -> list[str]:
     return text.split()
 
 
-def synonym_replacement(text: str, n: int = 1, generator: torch.Generator | None = None,
-                        synonyms: dict[str, list[str]] | None = None) -> str:
+def synonym_replacement(
+    text: str,
+    n: int = 1,
+    generator: torch.Generator | None = None,
+    synonyms: dict[str, list[str]] | None = None,
+) -> str:
     """Replace up to ``n`` distinct words that have synonyms by a random synonym.
 
     Words are split on whitespace and compared in lower case; words without an entry
@@ -64,8 +68,12 @@ def synonym_replacement(text: str, n: int = 1, generator: torch.Generator | None
     return " ".join(words)
 
 
-def random_insertion(text: str, n: int = 1, generator: torch.Generator | None = None,
-                     synonyms: dict[str, list[str]] | None = None) -> str:
+def random_insertion(
+    text: str,
+    n: int = 1,
+    generator: torch.Generator | None = None,
+    synonyms: dict[str, list[str]] | None = None,
+) -> str:
     """Insert ``n`` times a synonym of a random word (one that has synonyms) at a random position."""
     n = check_scalar(n, "n", kind="int", low=0)
     check_generator(generator)

@@ -21,9 +21,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Experiment", "Result", "experiment", "registry", "get", "run", "save", "mean_std"]
 

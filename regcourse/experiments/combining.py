@@ -233,7 +233,7 @@ def forgotten_eval(
         "train mode: two passes over the same test set give different outputs (max difference > 0)":
             max_diff_train > 0,
         "eval mode: two passes give identical outputs": torch.equal(eval_1, eval_2),
-        "eval mode: batches of {} give the same predictions as one big batch".format(batch_size):
+        f"eval mode: batches of {batch_size} give the same predictions as one big batch":
             eval_acc_small == eval_acc,
         "train mode: a batch of one example raises ValueError": bool(single_error),
         "train mode: the forward passes overwrote batch norm's running statistics": stats_moved,

@@ -16,7 +16,6 @@ diagnosis column is computed from the two mean accuracies by :func:`diagnose`.
 
 from __future__ import annotations
 
-
 import torch
 
 from .._checks import check_scalar
