@@ -1,10 +1,15 @@
 # regcourse: the course "Regularization for deep networks" and its companion package.
 # `make book` builds the site, `make test` checks everything (CI runs exactly this).
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The first of these that is Python >= 3.11 (checked again before the venv is made).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+            command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+            && { command -v $$p; break; }; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the development set (package + book + lab + test tools), pinned; see requirements/
+REQUIREMENTS := requirements/dev.txt
 VENDOR := book/_vendor/.installed
 BUILD  := _build
 HTML   := $(BUILD)/html
@@ -14,7 +19,7 @@ export PYTHONHASHSEED ?= 0
 export REGCOURSE_NUM_THREADS ?= 1
 
 .PHONY: help install book book-strict test test-unit test-notebooks test-determinism test-site lab serve \
-        notebooks student grade bench clean
+        notebooks student grade bench clean distclean check-system requirements dist
 
 help:
 	@echo "make book       build the site into $(HTML) (executes the chapters, cached)"
@@ -25,17 +30,40 @@ help:
 	@echo "make student    the chapters without solutions, into student/"
 	@echo "make grade      grade a submission: make grade SUBMISSION=path/to/notebook.ipynb"
 	@echo "make bench      speed against torch, chapter times, book build (writes bench/results.md)"
-	@echo "make clean      remove the build, the virtual environment and the vendored JS"
+	@echo "make dist       the package's wheel and sdist, into dist/"
+	@echo "make requirements  re-pin requirements/*.txt and binder/requirements.txt (pip-tools)"
+	@echo "make clean      remove what the builds made (_build, dist, student); keeps .venv"
+	@echo "make distclean  clean, and remove .venv, node_modules and the vendored JS too"
 
 # --- environment -----------------------------------------------------------
-$(STAMP): requirements.lock pyproject.toml
-	@test -n "$(PYTHON)" || { echo "error: Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
+$(STAMP): $(REQUIREMENTS) pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python >= 3.11 is needed: install python3.11 (e.g. apt-get install python3.11-venv) or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: $(PYTHON) is $$($(PYTHON) -V 2>&1); Python >= 3.11 is needed (make PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: $(VENV) was made with $$($(BIN)/python -V 2>&1); run 'make distclean' first"; exit 1; }
+	@# the pins include setuptools >= 77 (pyproject's license field needs it), so the
+	@# editable install below works without build isolation, offline
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(REQUIREMENTS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 install: $(STAMP) $(VENDOR)
+
+# System programs `make test` needs: chromium (the browser tests), npm (MathJax, mermaid
+# and axe-core for the site), bwrap (the grader's sandbox). Checked first, in seconds: as
+# root with apt-get they are installed the way .ci/run does it, otherwise make stops and
+# prints the one command to run.
+SYSTEM_NEEDS := chromium:chromium npm:npm bwrap:bubblewrap
+check-system:
+	@missing=""; for need in $(SYSTEM_NEEDS); do command -v $${need%%:*} >/dev/null 2>&1 || missing="$$missing $${need#*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing:$$missing (apt-get, as .ci/run does)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	else \
+	  echo "error: make test needs:$$missing. Install with: sudo apt-get install$$missing"; exit 1; \
+	fi
 
 # MathJax and mermaid are served from the site itself, never from a CDN; so is axe-core,
 # which only the accessibility test loads (tests/test_site.py), no page does.
@@ -61,15 +89,27 @@ book-strict: install
 	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > _config.strict.yml
 	$(BIN)/jupyter-book build . --path-output . --config _config.strict.yml -W -n --keep-going
 
+# The package's wheel and sdist (what the chapters' download menu offers, book/_ext/downloads.py).
+# Needs no npm: only the Python environment.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist . >/dev/null
+	@ls dist
+
 # --- tests -----------------------------------------------------------------
-test: install
+test: check-system install
 	$(MAKE) test-unit
 	$(MAKE) test-notebooks
 	$(MAKE) test-determinism
 	$(MAKE) book-strict
 	$(MAKE) test-site
 
-test-unit: install
+# Lint and format check (ruff, configured in pyproject.toml), the package's doctests, then
+# the unit tests. Needs no npm and no browser.
+test-unit: $(STAMP)
+	$(BIN)/ruff check regcourse tests bench
+	$(BIN)/ruff format --check regcourse tests bench
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules regcourse
 	$(BIN)/python -m pytest -q -m "not site" tests
 
 # nbval re-executes every chapter and compares each cell's output with the committed one.
@@ -86,7 +126,7 @@ test-site: install
 	$(BIN)/python -m pytest -q -m site tests
 
 # --- working with the chapters ---------------------------------------------
-lab: install
+lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
 
 serve:
@@ -100,7 +140,25 @@ notebooks: install
 	$(BIN)/python -m regcourse.notebook fill $(NOTEBOOKS)
 
 clean:
-	rm -rf $(BUILD) $(VENV) node_modules book/_vendor student .pytest_cache
+	rm -rf $(BUILD) dist build regcourse.egg-info student .pytest_cache _config.strict.yml
+
+distclean: clean
+	rm -rf $(VENV) node_modules book/_vendor
+
+# Re-pin the environments from pyproject.toml's dependencies and extras (pip-tools):
+# run (the package), book (+ the site's tools), dev (+ lab and tests; what `make test`
+# installs) and Binder's learner set (+ JupyterLab). torch stays 2.13.0
+# (requirements/constraints.in); the CPU build's "+cpu" tag is dropped from the pin.
+PIN := $(BIN)/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras \
+       -c requirements/constraints.in pyproject.toml
+requirements: $(STAMP)
+	$(PIN) -o requirements/run.txt
+	$(PIN) --extra book -o requirements/book.txt
+	$(PIN) --extra test --extra book --extra lab --allow-unsafe -o requirements/dev.txt
+	$(PIN) --extra lab -o binder/requirements.txt
+	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements/*.txt binder/requirements.txt
+	@# no pin of pip itself: the venv keeps the pip it was made with
+	$(BIN)/python -c "import re,sys; p=sys.argv[1]; t=re.sub(r'\npip==[^\n]*\n(    # via[^\n]*\n)+', '\n', open(p).read()); open(p,'w').write(t)" requirements/dev.txt
 
 # --- speed -----------------------------------------------------------------
 # Speed of regcourse against torch, chapter execution times, cold vs cached book build
