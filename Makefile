@@ -18,11 +18,12 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export PYTHONHASHSEED ?= 0
 export REGCOURSE_NUM_THREADS ?= 1
 
-.PHONY: help install book book-strict test test-unit test-notebooks test-determinism test-site lab serve \
-        notebooks student grade bench clean distclean check-system requirements dist
+.PHONY: help install book book-strict pdf dist test test-unit test-notebooks test-determinism test-site lab serve \
+        notebooks student grade bench clean distclean check-system requirements
 
 help:
-	@echo "make book       build the site into $(HTML) (executes the chapters, cached)"
+	@echo "make book       build the site into $(HTML) (executes the chapters, cached), with the PDF"
+	@echo "make pdf        the whole course as one PDF: $(BUILD)/pdf/regcourse.pdf"
 	@echo "make test       unit tests, torch cross-checks, nbval on every chapter, strict build, browser check"
 	@echo "make lab        JupyterLab on the chapters, with regcourse importable"
 	@echo "make serve      serve the built site on http://127.0.0.1:$(PORT)/"
@@ -78,16 +79,30 @@ $(VENDOR): package.json package-lock.json
 	@touch $@
 
 # --- the book --------------------------------------------------------------
-book: install
+# The site ships the package wheel beside every chapter and the course PDF
+# (book/_ext/downloads.py), so it needs `make dist` first and makes the PDF after.
+book: install dist
 	$(BIN)/jupyter-book build . --path-output .
+	$(MAKE) pdf
 	@echo "The site is in $(HTML)/index.html; run 'make serve' and open http://127.0.0.1:$(PORT)/"
 
 # Strict build (warnings are errors, nitpicky references) from the committed
 # outputs, which `test-notebooks` has just proved to reproduce.
-book-strict: install
-	@# the copy sits beside _config.yml: relative paths in it (local extensions, the .bib) resolve from there
-	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > _config.strict.yml
+book-strict: install dist _config.strict.yml
 	$(BIN)/jupyter-book build . --path-output . --config _config.strict.yml -W -n --keep-going
+
+# the copy sits beside _config.yml: relative paths in it (local extensions, the .bib) resolve from there
+_config.strict.yml: _config.yml
+	sed 's/execute_notebooks: cache/execute_notebooks: "off"/' _config.yml > $@
+
+# The whole course as one PDF: the single-page build from the committed outputs,
+# printed by headless Chromium (book/_ext/print_pdf.py) after MathJax and mermaid have
+# drawn; copied into the site when there is one.
+PDF := $(BUILD)/pdf/regcourse.pdf
+pdf: install dist _config.strict.yml
+	$(BIN)/jupyter-book build . --builder singlehtml --path-output . --config _config.strict.yml -W -n --keep-going
+	$(BIN)/python book/_ext/print_pdf.py $(BUILD)/singlehtml $(PDF)
+	@if [ -d $(HTML) ]; then cp $(PDF) $(HTML)/ && echo "copied to $(HTML)/"; fi
 
 # The package's wheel and sdist (what the chapters' download menu offers, book/_ext/downloads.py).
 # Needs no npm: only the Python environment.
@@ -122,7 +137,8 @@ test-notebooks: install
 test-determinism: install
 	REGCOURSE_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONHASHSEED=12345 $(BIN)/python -m pytest -q --nbval --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
 
-test-site: install
+# the browser tests of the site and the PDF's test (tests/test_pdf.py) read both
+test-site: install pdf
 	$(BIN)/python -m pytest -q -m site tests
 
 # --- working with the chapters ---------------------------------------------

@@ -124,8 +124,11 @@ class FigureAltAndData(SphinxPostTransform):
 
     def _page(self, docname: str) -> str:
         """The page (relative to the output folder) on which ``docname``'s content appears."""
-        page = self.app.config.root_doc if self.app.builder.name == "singlehtml" else docname
-        return page + self.app.builder.out_suffix
+        if self.app.builder.name == "singlehtml":
+            # Sphinx writes the single page as <root_doc>.html but makes its links
+            # relative to the output folder's root (print_pdf.py opens it from there)
+            return "index" + self.app.builder.out_suffix
+        return docname + self.app.builder.out_suffix
 
 
 def setup(app):

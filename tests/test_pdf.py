@@ -1,0 +1,163 @@
+"""The printable book: ``make pdf`` writes the whole course to one PDF (book/_ext/print_pdf.py).
+
+Reads the PDF that ``make pdf`` built (``REGCOURSE_PDF``, default
+``_build/pdf/regcourse.pdf``) and the single-page build it was printed from
+(``_build/singlehtml``); never builds anything. Run with ``make test-site``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from functools import cache
+from pathlib import Path
+
+import pytest
+from test_site import SOURCE, notebook_chapters, toc_files
+
+pytestmark = pytest.mark.site
+
+REPO = Path(__file__).resolve().parents[1]
+PDF = Path(os.environ.get("REGCOURSE_PDF", REPO / "_build" / "pdf" / "regcourse.pdf"))
+SINGLE = Path(os.environ.get("REGCOURSE_SINGLEHTML", PDF.parent.parent / "singlehtml"))
+
+RAW_TEX = ["\\(", "\\)", "\\[", "\\]", "$$", "\\frac", "\\begin{"]
+RAW_MERMAID = ["graph LR", "graph TD", "flowchart", "-->", "subgraph"]
+
+
+@cache
+def reader():
+    from pypdf import PdfReader
+
+    if not PDF.is_file():
+        pytest.fail(f"no PDF at {PDF}: run `make pdf` first", pytrace=False)
+    return PdfReader(PDF)
+
+
+def norm(text: str) -> str:
+    """Text as compared: ligatures (ﬁ) unfolded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+@cache
+def page_texts() -> tuple[str, ...]:
+    return tuple(norm(page.extract_text() or "") for page in reader().pages)
+
+
+def chapter_titles() -> list[str]:
+    """The ``# Title`` of every chapter notebook and page in the table of contents."""
+    titles = []
+    for doc in toc_files():
+        nb, md = SOURCE / f"{doc}.ipynb", SOURCE / f"{doc}.md"
+        if nb.is_file():
+            cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+            text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        else:
+            text = md.read_text(encoding="utf-8")
+        heading = re.search(r"^# (.+)$", text, re.MULTILINE)
+        assert heading, f"{doc} has no '# title'"
+        titles.append(norm(re.sub(r"[*_`]", "", heading.group(1))))
+    return titles
+
+
+def test_page_count():
+    pages = len(reader().pages)
+    docs = len(toc_files())
+    # each chapter starts on a new page after a contents page; a course this size is
+    # well over 5 pages a document, and a runaway layout (one line a page) far more
+    assert 5 * docs <= pages <= 1500, f"{PDF} has {pages} pages for {docs} documents"
+
+
+def test_every_chapter_title_is_in_it_in_order():
+    texts = page_texts()
+    found, last = [], 0
+    for title in chapter_titles():
+        # the first page at or after the previous chapter's that carries the title
+        where = next((i for i in range(last, len(texts)) if title in texts[i]), None)
+        found.append((title, where))
+        if where is not None:
+            last = where
+    missing = [t for t, w in found if w is None]
+    assert not missing, f"chapter titles not found in {PDF} (in reading order): {missing}"
+
+
+@pytest.mark.parametrize("raw", RAW_TEX + RAW_MERMAID)
+def test_no_raw_source_left(raw):
+    hits = [i + 1 for i, text in enumerate(page_texts()) if raw in text]
+    assert not hits, f"{raw!r} printed on pages {hits[:10]} of {PDF}: not typeset/drawn"
+
+
+def _internal_links():
+    r = reader()
+    named = r.named_destinations
+    links, broken = 0, []
+    for number, page in enumerate(r.pages, start=1):
+        for annot in page.get("/Annots") or []:
+            annot = annot.get_object()
+            if annot.get("/Subtype") != "/Link":
+                continue
+            action = annot.get("/A")
+            dest = annot.get("/Dest")
+            if action is not None and action.get_object().get("/S") == "/GoTo":
+                dest = action.get_object().get("/D")
+            if dest is None:
+                continue  # a link to a file or a web page
+            links += 1
+            if isinstance(dest, str) or hasattr(dest, "original_bytes"):
+                if str(dest) not in named:
+                    broken.append(f"page {number}: destination {dest!r} not in the PDF")
+            else:
+                target = dest[0].get_object() if len(dest) else None
+                if target is None or target.indirect_reference not in {
+                    p.indirect_reference for p in r.pages
+                }:
+                    broken.append(f"page {number}: link to no page of the PDF")
+    return links, broken
+
+
+def test_internal_links_work():
+    links, broken = _internal_links()
+    assert links >= len(notebook_chapters()), f"only {links} internal links in {PDF}"
+    assert not broken, f"{len(broken)} of {links} internal links broken: {broken[:10]}"
+
+
+def test_contents_and_outline_list_every_chapter():
+    r = reader()
+
+    def walk(items):
+        for item in items:
+            if isinstance(item, list):
+                yield from walk(item)
+            else:
+                yield norm(item.title)
+
+    outline = list(walk(r.outline))
+    contents = page_texts()[0] + " " + page_texts()[1]
+    for title in chapter_titles()[1:]:
+        assert title in contents, f"{title!r} not in the printed contents"
+        # Chromium's outline drops the space where a heading wrapped: compare without spaces
+        squeezed = title.replace(" ", "")
+        assert any(squeezed in entry.replace(" ", "") for entry in outline), (
+            f"{title!r} not in the PDF outline"
+        )
+
+
+def test_figures_and_diagrams_are_printed():
+    html = (SINGLE / "regcourse-print.html").read_text(encoding="utf-8")
+    figures = len(re.findall(r'<img[^>]*src="_images/', html))
+    images = sum(len(page.images) for page in reader().pages)
+    assert images >= figures, f"{images} images in {PDF}, {figures} figures in the course"
+    # every diagram's labels are text in the PDF (mermaid drew them; none left as source)
+    text = " ".join(page_texts())
+    missing = []
+    for block in re.findall(r'<pre[^>]*class="mermaid"[^>]*>(.*?)</pre>', html, re.DOTALL):
+        labels = [
+            norm(re.sub(r"<br\s*/?>|&lt;br\s*/?&gt;", " ", m))
+            for m in re.findall(r'\["([^"]+)"\]', block)
+        ]
+        words = [w for label in labels for w in re.findall(r"[A-Za-z]{5,}", label)]
+        if words and not any(w in text for w in words):
+            missing.append(labels[:2])
+    assert not missing, f"diagrams whose labels are not in {PDF}: {missing}"
