@@ -101,7 +101,8 @@ def sample_gamma(
         >>> sample_gamma(2.0, (3,), torch.Generator().manual_seed(0)).shape
         torch.Size([3])
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     concentration = check_scalar(concentration, "concentration", low=0, closed="neither")
     check_generator(generator)
@@ -134,7 +135,8 @@ def sample_beta(
         >>> bool(((lam == 0) | (lam == 1)).all())        # the alpha -> 0 limit: 0 or 1
         True
 
-    Used in: chapter "Data augmentation" (Mixup's and CutMix's λ).
+    Used in:
+        chapter "Data augmentation" (Mixup's and CutMix's λ).
     """
     a = check_scalar(a, "a", low=0, closed="neither")
     b = check_scalar(b, "b", low=0, closed="neither")

@@ -17,7 +17,8 @@ Label smoothing caps the confidence a model can reach and so changes its
 calibration; it also keeps the logits from growing without bound, which
 :func:`logit_norm` measures.
 
-Used in: chapter "Label smoothing".
+Used in:
+    chapter "Label smoothing".
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def confidence_and_prediction(
         >>> conf.tolist(), pred.tolist()
         ([0.5, 0.8807970779778823], [0, 0])
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     p = _probabilities(logits, probs)
     conf, pred = p.max(dim=1)
@@ -175,7 +177,8 @@ def reliability_diagram(
         >>> round(d.ece, 4)                           # |0.5 - (0.9+0.6+0.7+0.8)/4|
         0.25
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     p = _probabilities(logits, probs)
     n, k = p.shape
@@ -227,7 +230,8 @@ def expected_calibration_error(
         (Bins (0.8, 0.9] and (0.5, 0.6] each hold one correct prediction: gaps 0.1 and
         0.4, weighted ½ each.)
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     return reliability_diagram(logits, labels, num_bins, probs=probs).ece
 
@@ -251,7 +255,8 @@ def logit_norm(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         >>> logit_norm(torch.tensor([[3.0, 4.0], [0.0, 0.0]]), reduction="none")
         tensor([5., 0.])
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     check_tensor(logits, "logits", ndim=2)
     if reduction not in ("mean", "none"):
@@ -274,7 +279,8 @@ def collect_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) ->
     Returns:
         Tensor: ``(N, K)`` logits.
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")

@@ -37,9 +37,13 @@ class Split:
     """Train / validation / test tensors of one data set.
 
     Attributes:
-        x_train, x_val, x_test: float32 inputs, ``(N, 1, 8, 8)`` for digits,
-            ``(N, 40)`` or ``(N, 1, 40)`` for MNIST-1D.
-        y_train, y_val, y_test: int64 class labels.
+        x_train: float32 training inputs, ``(N, 1, 8, 8)`` for digits, ``(N, 40)`` or
+            ``(N, 1, 40)`` for MNIST-1D.
+        y_train: int64 training labels ``(N,)``.
+        x_val: validation inputs (possibly empty), shaped like ``x_train``.
+        y_val: int64 validation labels.
+        x_test: test inputs, shaped like ``x_train``.
+        y_test: int64 test labels.
         num_classes: number of classes.
     """
 
@@ -150,8 +154,9 @@ def mnist1d_split(
         >>> mnist1d_split(layout="ncl").x_test.shape
         torch.Size([1000, 1, 40])
 
-    Used in: chapters "The core problem", "Weight decay", "Dropout", "Batch normalization
-    as a regularizer", "Label smoothing".
+    Used in:
+        chapters "The core problem", "Weight decay", "Dropout", "Batch normalization
+        as a regularizer", "Label smoothing".
     """
     layout = check_choice(layout, "layout", ("flat", "ncl"))
     label_noise = check_scalar(label_noise, "label_noise", low=0, high=1, closed="left")
@@ -204,7 +209,8 @@ def digits_split(
     Returns:
         Split: inputs of shape ``(N, 1, 8, 8)`` (float32) and int64 labels.
 
-    Used in: every chapter with an experiment.
+    Used in:
+        every chapter with an experiment.
     """
     load_digits = _sklearn_datasets().load_digits
 
@@ -244,7 +250,8 @@ def sample_photo(name: str = "china.jpg", size: int | None = 128) -> torch.Tenso
     Returns:
         Tensor of shape ``(3, H, W)``, dtype float32.
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     load_sample_image = _sklearn_datasets().load_sample_image
 

@@ -17,7 +17,8 @@ output in expectation:
 The function :func:`drop_path` and the module :class:`DropPath` follow timm's
 ``drop_path``/``DropPath``: one keep/drop decision per example of the batch.
 
-Used in: chapter "DropConnect and stochastic depth".
+Used in:
+    chapter "DropConnect and stochastic depth".
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "linear_decay_survival",
 ]
 
+#: The two scaling conventions of stochastic depth (see the module docstring).
 MODES = ("train_scale", "test_scale")
 _ACTIVATIONS = {"relu": nn.ReLU, "identity": nn.Identity}
 
@@ -88,7 +90,8 @@ def apply_drop_path_mask(
                 [0., 0.],
                 [2., 2.]])
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
     check_tensor(x, "x", nonempty=False)
     if x.dim() < 1:
@@ -141,7 +144,8 @@ def drop_path(
     Shape:
         Input: ``(N, *)``. Output: ``(N, *)``.
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
     from .dropout import dropout_mask
 
@@ -178,7 +182,8 @@ class DropPath(nn.Module):
         >>> DropPath(0.1)
         DropPath(p=0.1, scale_by_keep=True)
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
 
     def __init__(
@@ -224,7 +229,8 @@ class ResidualBlock(nn.Module):
     Shape:
         Input: ``(N, *)``. Output: the same shape.
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
 
     def __init__(
@@ -299,7 +305,8 @@ def linear_decay_survival(num_blocks: int, survival_last: float = 0.5) -> torch.
         >>> linear_decay_survival(4, 0.5)
         tensor([0.8750, 0.7500, 0.6250, 0.5000], dtype=torch.float64)
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
     num_blocks = check_scalar(num_blocks, "num_blocks", kind="int", low=1)
     survival_last = check_scalar(survival_last, "survival_last", low=0.0, high=1.0, closed="right")

@@ -14,7 +14,8 @@ barely removes information, while dropping a whole map does (Tompson et al. 2015
 DropConnect (:func:`dropconnect_linear`, :class:`DropConnectLinear`) applies
 the same idea to the *weights* of a linear layer instead of its outputs.
 
-Used in: chapters "Dropout" and "DropConnect and stochastic depth".
+Used in:
+    chapters "Dropout" and "DropConnect and stochastic depth".
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def dropout_mask(
         >>> dropout_mask((2, 3), p=0.5, generator=g).shape
         torch.Size([2, 3])
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
     shape = _check_shape(shape)
     p = _check_p(p)
@@ -120,7 +122,8 @@ def apply_dropout_mask(x: torch.Tensor, mask: torch.Tensor, p: float) -> torch.T
 
         (A negative value times 0 is -0.0 in floating point; torch's dropout does the same.)
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
     check_tensor(x, "x", nonempty=False)
     check_tensor(mask, "mask", floating=False, nonempty=False)
@@ -170,7 +173,8 @@ def dropout(
         >>> sorted(set(y.tolist())) in ([0.0, 2.0], [0.0], [2.0])
         True
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
     check_tensor(x, "x", nonempty=False)
     p = _check_p(p)
@@ -204,7 +208,8 @@ class Dropout(nn.Module):
         >>> layer.eval()(x) is x
         True
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
@@ -259,7 +264,8 @@ def channel_dropout(
         - Input: ``(N, C, *spatial)`` or ``(C, *spatial)`` with ``spatial_dims`` spatial dims.
         - Output: the same shape.
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
     check_tensor(x, "x", nonempty=False)
     spatial_dims = check_scalar(spatial_dims, "spatial_dims", kind="int", low=1, high=2)
@@ -309,7 +315,8 @@ def dropout1d(
         >>> bool(((y == 0).all(-1) | (y == 2).all(-1)).all())   # each channel all-0 or all-2
         True
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
     return channel_dropout(x, p, training, generator, spatial_dims=1)
 
@@ -340,7 +347,8 @@ def dropout2d(
         - Input: ``(N, C, H, W)`` or ``(C, H, W)``.
         - Output: the same shape.
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
     return channel_dropout(x, p, training, generator, spatial_dims=2)
 
@@ -362,7 +370,8 @@ class Dropout1d(Dropout):
         >>> Dropout1d(0.1)
         Dropout1d(p=0.1)
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -382,7 +391,8 @@ class Dropout2d(Dropout):
         - Input: ``(N, C, H, W)`` or ``(C, H, W)``.
         - Output: the same shape.
 
-    Used in: chapter "Dropout".
+    Used in:
+        chapter "Dropout".
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -455,7 +465,8 @@ def apply_dropconnect_mask(
         >>> apply_dropconnect_mask(torch.tensor([1.0, 1.0]), w, None, mask, p=0.5)
         tensor([ 2., 14.])
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
     _check_linear_args(x, weight, bias)
     check_tensor(mask, "mask", floating=False)
@@ -517,7 +528,8 @@ def dropconnect_linear(
         >>> torch.equal(dropconnect_linear(x, w, None, p=0.5, training=False), x @ w.T)
         True
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
     _check_linear_args(x, weight, bias)
     p = _check_p(p)
@@ -552,7 +564,8 @@ class DropConnectLinear(nn.Linear):
         >>> DropConnectLinear(4, 3, p=0.3)
         DropConnectLinear(in_features=4, out_features=3, bias=True, p=0.3)
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
 
     def __init__(

@@ -14,7 +14,8 @@ The rule, for a monitored value ``L(t)`` measured after epoch ``t = 1, 2, ...``
 With ``mode="max"`` (e.g. a validation accuracy) improving means ``L(t) > best + min_delta``.
 Epochs are counted from 1: ``best_epoch = 3`` means "after the third call of ``step``".
 
-Used in: chapter "Early stopping".
+Used in:
+    chapter "Early stopping".
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ class EarlyStopping:
         >>> es.best_epoch, es.best_value, es.stopped_epoch
         (2, 0.7, 4)
 
-    Used in: chapter "Early stopping".
+    Used in:
+        chapter "Early stopping".
     """
 
     def __init__(

@@ -82,7 +82,8 @@ def make_norm(norm: NormSpec, num_features: int, *, spatial_dims: int = 0) -> nn
         >>> make_norm("layer", 25, spatial_dims=1)
         GroupNorm(1, 25, eps=1e-05, affine=True, bias=True)
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
     num_features = check_scalar(num_features, "num_features", kind="int", low=1)
     spatial_dims = check_scalar(spatial_dims, "spatial_dims", kind="int", low=0, high=2)
@@ -164,7 +165,8 @@ class LogisticRegression(nn.Sequential):
         >>> LogisticRegression()(torch.zeros(2, 40)).shape
         torch.Size([2, 10])
 
-    Used in: chapter "The core problem".
+    Used in:
+        chapter "The core problem".
     """
 
     def __init__(self, in_features: int = 40, num_classes: int = 10) -> None:
@@ -209,7 +211,8 @@ class MLP(nn.Sequential):
           (7): Linear(in_features=100, out_features=10, bias=True)
         )
 
-    Used in: every chapter with an experiment.
+    Used in:
+        every chapter with an experiment.
     """
 
     def __init__(
@@ -262,7 +265,8 @@ class SmallCNN(nn.Sequential):
         - Input: ``(N, in_channels, 8, 8)``.
         - Output: ``(N, num_classes)`` logits.
 
-    Used in: chapters "Batch normalization as a regularizer", "Data augmentation".
+    Used in:
+        chapters "Batch normalization as a regularizer", "Data augmentation".
     """
 
     def __init__(
@@ -361,7 +365,8 @@ class CNN1d(nn.Sequential):
         >>> net(torch.zeros(2, 40)).shape, sum(p.numel() for p in net.parameters())
         (torch.Size([2, 10]), 5210)
 
-    Used in: chapters "The core problem", "Dropout", "Batch normalization as a regularizer".
+    Used in:
+        chapters "The core problem", "Dropout", "Batch normalization as a regularizer".
     """
 
     def __init__(
@@ -402,13 +407,13 @@ class CNN1d(nn.Sequential):
 
 
 class ResidualMLP(nn.Module):
-    """A residual MLP for 8 × 8 digits built from :class:`ResidualBlock`\\ s with stochastic depth.
+    """A residual MLP for 8 × 8 digits built from :class:`~regcourse.depth.ResidualBlock`\\ s with stochastic depth.
 
     Flatten → Linear(in_features, width) → ``num_blocks`` residual blocks →
     activation → Linear(width, num_classes). Each block's branch is the
     pre-activation unit ``activation → Linear → activation → Linear``; block ``l``
     is skipped with probability ``1 - p_l``, where ``p_l`` comes from
-    :func:`linear_decay_survival` (``survival_last = 1`` means no stochastic depth).
+    :func:`~regcourse.depth.linear_decay_survival` (``survival_last = 1`` means no stochastic depth).
 
     Args:
         in_features (int): input size after flattening. Default: ``64``.
@@ -424,7 +429,8 @@ class ResidualMLP(nn.Module):
     Shape:
         Input: ``(N, *)`` with ``in_features`` elements per example. Output: ``(N, num_classes)``.
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
 
     def __init__(
@@ -497,7 +503,8 @@ def build_residual_mlp(
     Returns:
         ResidualMLP: the model, in training mode.
 
-    Used in: chapter "DropConnect and stochastic depth".
+    Used in:
+        chapter "DropConnect and stochastic depth".
     """
     seed = check_scalar(seed, "seed", kind="int", low=0)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -528,7 +535,8 @@ def build_model(kind: str = "mlp", *, seed: int = 0, **kwargs) -> nn.Module:
         >>> all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
         True
 
-    Used in: every chapter with an experiment.
+    Used in:
+        every chapter with an experiment.
     """
     if not isinstance(kind, str) or kind not in _BUILDERS:
         raise ValueError(f"kind must be one of {sorted(_BUILDERS)}, got {kind!r}")
@@ -560,7 +568,8 @@ def mnist1d_model(kind: str, *, seed: int = 0, **kwargs) -> nn.Module:
         >>> mnist1d_model("mlp")[1]
         Linear(in_features=40, out_features=100, bias=True)
 
-    Used in: chapter "The core problem".
+    Used in:
+        chapter "The core problem".
     """
     if not isinstance(kind, str) or kind not in _MNIST1D:
         raise ValueError(f"kind must be one of {sorted(_MNIST1D)}, got {kind!r}")

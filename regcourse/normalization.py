@@ -28,7 +28,8 @@ Our batch-norm layers subclass torch's ``_BatchNorm``, so torch's tools that loo
 for batch norm (``torch.optim.swa_utils.update_bn``, which resets the running
 statistics and re-estimates them with ``momentum=None``) treat them as torch's own.
 
-Used in: chapter "Batch normalization as a regularizer".
+Used in:
+    chapter "Batch normalization as a regularizer".
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ def batch_norm(
         >>> rm, rv   # 0.9·0 + 0.1·3 and 0.9·1 + 0.1·(3.5·4/3)
         (tensor([0.3000]), tensor([1.3667]))
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
     check_tensor(x, "x", ndim=(2, 3, 4))
     training = _check_bool(training, "training")
@@ -274,7 +276,8 @@ class BatchNorm1d(_BatchNorm):
         >>> int(bn.num_batches_tracked)
         1
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
 
     def __init__(
@@ -372,7 +375,8 @@ class BatchNorm2d(BatchNorm1d):
         >>> [round(v, 4) + 0.0 for v in y.mean(dim=(0, 2, 3)).tolist()]   # per channel, over N·H·W
         [0.0, 0.0]
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
 
     _input_ndim = (4,)
@@ -460,7 +464,8 @@ def layer_norm(
         >>> layer_norm(torch.tensor([[1.0, 2.0, 3.0, 6.0]]), 4)   # μ = 3, σ² = 3.5
         tensor([[-1.0690, -0.5345,  0.0000,  1.6036]])
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
     check_tensor(x, "x")
     shape = _normalized_shape(normalized_shape)
@@ -495,7 +500,8 @@ class LayerNorm(nn.Module):
         >>> LayerNorm(100)
         LayerNorm((100,), eps=1e-05, elementwise_affine=True)
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
 
     def __init__(
@@ -584,7 +590,8 @@ def group_norm(
         >>> group_norm(x, 1).flatten()                          # one group: layer norm
         tensor([-1.0690, -0.5345,  0.0000,  1.6036])
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
     check_tensor(x, "x")
     if x.dim() < 2:
@@ -616,7 +623,8 @@ class GroupNorm(nn.Module):
         >>> GroupNorm(5, 25)
         GroupNorm(5, 25, eps=1e-05, affine=True)
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
 
     def __init__(
@@ -688,7 +696,8 @@ def ghost_batch_norm(
         - Input: ``(N, C)``.
         - Output: ``(N, C)``.
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
     check_tensor(x, "x", ndim=2)
     size = check_scalar(ghost_batch_size, "ghost_batch_size", kind="int", low=2)
@@ -777,7 +786,8 @@ class GhostBatchNorm1d(BatchNorm1d):
         >>> GhostBatchNorm1d(3, ghost_batch_size=4)
         GhostBatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True, ghost_batch_size=4)
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
 
     def __init__(self, num_features: int, *args, ghost_batch_size: int = 32, **kwargs) -> None:
@@ -917,7 +927,8 @@ def batch_stat_noise(
         >>> noise.mean_std.shape
         torch.Size([2, 4])
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
     check_tensor(x, "x", ndim=2)
     n, c = x.shape
@@ -974,7 +985,8 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float] | torch.Tensor) -> flo
         >>> round(loglog_slope([1, 4, 16], [1.0, 0.5, 0.25]), 6)
         -0.5
 
-    Used in: chapter "Batch normalization as a regularizer".
+    Used in:
+        chapter "Batch normalization as a regularizer".
     """
     lx = torch.tensor(
         [math.log(check_scalar(v, f"xs[{i}]", low=0, closed="neither")) for i, v in enumerate(xs)],

@@ -89,7 +89,8 @@ def l2_penalty(w: Tensor, lam: float) -> Tensor:
         >>> l2_penalty(torch.tensor([3.0, 4.0]), 0.1)
         tensor(1.2500)
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(w, "w")
     lam = _check_lam(lam)
@@ -109,7 +110,8 @@ def l2_grad(w: Tensor, lam: float) -> Tensor:
     Returns:
         A tensor of the shape and dtype of ``w``.
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(w, "w")
     lam = _check_lam(lam)
@@ -130,7 +132,8 @@ def l1_penalty(w: Tensor, lam: float) -> Tensor:
         >>> l1_penalty(torch.tensor([3.0, -4.0]), 0.1)
         tensor(0.7000)
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(w, "w")
     lam = _check_lam(lam)
@@ -151,7 +154,8 @@ def l1_grad(w: Tensor, lam: float) -> Tensor:
     Returns:
         A tensor of the shape and dtype of ``w``.
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(w, "w")
     lam = _check_lam(lam)
@@ -194,7 +198,8 @@ def sgd_step(w: Tensor, grad: Tensor, lr: float, lam: float = 0.0, penalty: str 
         >>> sgd_step(w, g, lr=0.1, lam=0.01, penalty="l2").weight
         tensor([0.4795])
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(w, "w")
     _check_grad(grad, w)
@@ -226,7 +231,8 @@ def soft_threshold(x: Tensor, threshold: float) -> Tensor:
     Returns:
         A tensor of the shape and dtype of ``x``.
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(x, "x")
     threshold = check_scalar(threshold, "threshold", low=0.0)
@@ -265,7 +271,8 @@ def l1_prox_step(w: Tensor, grad: Tensor, lr: float, lam: float) -> Tensor:
         >>> l1_prox_step(torch.tensor([0.0005, -0.3]), torch.zeros(2), lr=0.1, lam=0.01)
         tensor([ 0.0000, -0.2990])
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(w, "w")
     _check_grad(grad, w)
@@ -291,7 +298,8 @@ def shrink_path(w0: Tensor, lr: float, lam: float, steps: int, rule: str = "l2")
     Returns:
         A tensor of shape ``(steps + 1, *w0.shape)``; row ``t`` is :math:`w_t`.
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(w0, "w0")
     lr = _check_lr(lr)
@@ -333,7 +341,8 @@ class AdamStep(NamedTuple):
 def adam_init(w: Tensor) -> AdamState:
     """Fresh Adam state for weights ``w``: zero moments, ``t = 0``.
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     check_tensor(w, "w")
     return AdamState(torch.zeros_like(w), torch.zeros_like(w), 0)
@@ -407,7 +416,8 @@ def adam_l2_step(
     Returns:
         AdamStep: ``(weight, state)``; the inputs are not modified.
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     lr, lam, beta1, beta2, eps = _check_adam_args(w, grad, state, lr, lam, betas, eps)
     return _adam_update(
@@ -448,7 +458,8 @@ def adamw_step(
     Returns:
         AdamStep: ``(weight, state)``; the inputs are not modified.
 
-    Used in: chapter "Weight decay: L2, L1 and decoupled".
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
     """
     lr, lam, beta1, beta2, eps = _check_adam_args(w, grad, state, lr, lam, betas, eps)
     return _adam_update(w * (1 - lr * lam), grad, state, lr, beta1, beta2, eps)

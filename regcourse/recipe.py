@@ -27,7 +27,8 @@ for decoupled decay. In AdamW every step multiplies each weight by ``1 − η·�
 of learning rate*, the same for every weight whatever its gradient history (see the
 chapter "Weight decay"). Values of 0.01 to 0.1 are common; 0.01 is the cautious end.
 
-Used in: chapter "Choosing and combining regularizers".
+Used in:
+    chapter "Choosing and combining regularizers".
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def image_augment(
     Returns:
         Augment: callable as ``augment(x, y, generator) -> (x, y)``.
 
-    Used in: chapter "Choosing and combining regularizers".
+    Used in:
+        chapter "Choosing and combining regularizers".
     """
     check_tensor(x_train, "x_train", ndim=4)
     max_shift = check_scalar(max_shift, "max_shift", kind="int", low=0)
@@ -202,7 +204,7 @@ def solid_default(
 
     Args:
         data (Split): the data; ``data.x_val`` drives early stopping and
-            ``data.x_test`` gives :attr:`RecipeResult.test_acc`.
+            ``data.x_test`` gives ``RecipeResult.test_acc``.
         model (str): ``"cnn"`` (:class:`~regcourse.models.SmallCNN`) or ``"mlp"``
             (:class:`~regcourse.models.MLP`). Default: ``"cnn"``.
         weight_decay (float): AdamW's λ, ``>= 0``; ``0`` switches decay off. Default: ``0.01``.
@@ -234,7 +236,8 @@ def solid_default(
         >>> run.settings["weight_decay"], run.settings["dropout"]
         (0.01, 0.25)
 
-    Used in: chapter "Choosing and combining regularizers".
+    Used in:
+        chapter "Choosing and combining regularizers".
     """
     _check_data(data)
     if model not in _MODELS:
@@ -310,7 +313,8 @@ def no_regularization(
     Returns:
         RecipeResult.
 
-    Used in: chapter "Choosing and combining regularizers".
+    Used in:
+        chapter "Choosing and combining regularizers".
     """
     return solid_default(
         data,

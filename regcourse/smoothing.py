@@ -10,7 +10,8 @@ so the true class gets ``1 - eps + eps/K`` and every other class ``eps/K``. For 
 each of the ``K - 1`` others ``eps/(K - 1)``; it equals the uniform form with
 ``eps * K / (K - 1)`` in place of ``eps``.
 
-Used in: chapter "Label smoothing".
+Used in:
+    chapter "Label smoothing".
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def smooth_targets(
         >>> smooth_targets(torch.tensor([1]), 3, eps=0.1, variant="others")
         tensor([[0.0500, 0.9000, 0.0500]])
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     num_classes = check_scalar(num_classes, "num_classes", kind="int", low=2)
     eps = _check_eps(eps)
@@ -184,7 +186,8 @@ def cross_entropy_from_probs(probs: torch.Tensor, target_dist: torch.Tensor) -> 
         >>> cross_entropy_from_probs(p, smooth_targets(torch.tensor([1]), 3, eps=0.1))
         tensor(0.4633)
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     check_tensor(probs, "probs", ndim=(1, 2))
     check_tensor(target_dist, "target_dist", ndim=(1, 2))
@@ -232,7 +235,8 @@ def smoothed_cross_entropy(
         >>> smoothed_cross_entropy(torch.log(p), torch.tensor([1]), eps=0.1)
         tensor(0.4633)
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     _check_logits(logits)
     eps = _check_eps(eps)
@@ -280,7 +284,8 @@ def optimal_logit_gap(eps: float, num_classes: int, variant: str = "uniform") ->
         >>> round(optimal_logit_gap(0.1, 3), 4)   # log(28)
         3.3322
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     num_classes = check_scalar(num_classes, "num_classes", kind="int", low=2)
     eps = _check_eps(eps)
@@ -311,7 +316,8 @@ def logit_gap(logits: torch.Tensor) -> torch.Tensor:
         - logits: ``(N, K)`` or ``(K,)``, with ``K >= 2``
         - output: ``(N,)`` or ``()``
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
     _check_logits(logits)
     k = logits.shape[-1]
@@ -341,7 +347,8 @@ class LabelSmoothingLoss(nn.Module):
         >>> LabelSmoothingLoss(eps=0.1)
         LabelSmoothingLoss(eps=0.1, reduction='mean', variant='uniform')
 
-    Used in: chapter "Label smoothing".
+    Used in:
+        chapter "Label smoothing".
     """
 
     def __init__(self, eps: float = 0.1, reduction: str = "mean", variant: str = "uniform") -> None:

@@ -45,8 +45,10 @@ class History:
     """Per-epoch measurements of one training run (all measured in eval mode).
 
     Attributes:
-        train_loss, val_loss: mean cross-entropy (without label smoothing) per epoch.
-        train_acc, val_acc: accuracy in [0, 1] per epoch.
+        train_loss: mean cross-entropy (without label smoothing) on the training set, per epoch.
+        val_loss: the same on the validation set.
+        train_acc: accuracy in [0, 1] on the training set, per epoch.
+        val_acc: the same on the validation set.
         stopped_epoch: the last epoch run (1-based); smaller than the requested
             number of epochs if early stopping ended the run.
         best_epoch: the epoch whose weights the model holds at the end (1-based):
@@ -92,7 +94,8 @@ def batch_indices(
         >>> [len(b) for b in batch_indices(10, 4, shuffle=False)]
         [4, 4, 2]
 
-    Used in: chapter "The core problem".
+    Used in:
+        chapter "The core problem".
     """
     n = check_scalar(n, "n", kind="int", low=1)
     batch_size = check_scalar(batch_size, "batch_size", kind="int", low=1)
@@ -132,7 +135,8 @@ def minibatches(
         >>> [yb.tolist() for _, yb in minibatches(x, y, 2, shuffle=False)]
         [[0, 1], [2, 3, 4]]
 
-    Used in: chapter "The core problem".
+    Used in:
+        chapter "The core problem".
     """
     check_tensor(x, "x", floating=False, finite=False)
     check_tensor(y, "y", floating=False, finite=False)
@@ -182,7 +186,8 @@ def train_epoch(
         >>> model.training
         True
 
-    Used in: chapter "The core problem".
+    Used in:
+        chapter "The core problem".
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -232,7 +237,8 @@ def evaluate(
         >>> 0.0 <= acc <= 1.0
         True
 
-    Used in: every chapter with an experiment.
+    Used in:
+        every chapter with an experiment.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")

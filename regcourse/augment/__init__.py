@@ -23,13 +23,12 @@ batch, pairing each example with another one of the same batch.
   :func:`random_swap`), audio (:func:`tone`, :func:`resample`, :func:`time_stretch`,
   :func:`pitch_shift`, :func:`add_noise`) and tabular data (:func:`smote`).
 
-Used in: chapter "Data augmentation".
+Used in:
+    chapter "Data augmentation".
 
-The subpackage is organised by idea: :mod:`~regcourse.augment.image` (geometry and
-colour, Cutout), :mod:`~regcourse.augment.mixing` (Mixup, CutMix),
-:mod:`~regcourse.augment.modules` (the ``nn.Module`` steps and :class:`Augment`),
-:mod:`~regcourse.augment.text`, :mod:`~regcourse.augment.audio` and
-:mod:`~regcourse.augment.tabular`; every public name is importable from
+The subpackage is organised by idea: ``regcourse.augment.image`` (geometry and
+colour, Cutout), ``.mixing`` (Mixup, CutMix), ``.modules`` (the ``nn.Module`` steps and
+:class:`Augment`), ``.text``, ``.audio`` and ``.tabular``; every public name is importable from
 ``regcourse.augment`` itself.
 """
 

@@ -1,6 +1,7 @@
 """Audio augmentation on 1-D waveforms: resampling, time stretch, pitch shift, added noise.
 
-Used in: chapter "Data augmentation".
+Used in:
+    chapter "Data augmentation".
 """
 
 from __future__ import annotations

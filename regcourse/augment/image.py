@@ -1,6 +1,7 @@
 """Image geometry and colour: flips, crops, rotations, colour jitter, and Cutout.
 
-Used in: chapter "Data augmentation".
+Used in:
+    chapter "Data augmentation".
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def hflip(
         >>> hflip(x, p=1.0)
         tensor([[[[3., 2., 1., 0.]]]])
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     p = check_scalar(p, "p", low=0, high=1)
     check_generator(generator)
@@ -80,7 +82,8 @@ def random_crop(
     Shape:
         ``(N, C, H, W)`` → ``(N, C, size, size)``.
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     check_generator(generator)
     xb, single = _images(x)
@@ -126,7 +129,8 @@ def random_resized_crop(
     Returns:
         The resized crops, same shape and dtype as ``x`` (and the boxes if asked).
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     check_generator(generator)
     xb, single = _images(x)
@@ -174,7 +178,8 @@ def rotate_by(x: torch.Tensor, degrees, fill: float = 0.0) -> torch.Tensor:
         Tensor of the same shape and dtype. ``degrees=0`` returns ``x`` up to rounding;
         ``degrees=90`` on a square image equals ``torch.rot90`` (up to rounding).
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     xb, single = _images(x)
     fill = check_scalar(fill, "fill")
@@ -219,7 +224,8 @@ def rotate(
     Returns:
         Tensor of the same shape and dtype (see :func:`rotate_by`).
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     max_degrees = check_scalar(max_degrees, "max_degrees", low=0, high=180)
     check_generator(generator)
@@ -324,7 +330,8 @@ def color_jitter(
         generator (torch.Generator, optional): source of randomness. Default: ``None``.
         clamp (bool): clip the result to ``[0, 1]``. Default: ``True``.
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     brightness = check_scalar(brightness, "brightness", low=0)
     contrast = check_scalar(contrast, "contrast", low=0)
@@ -382,7 +389,8 @@ def cutout(
             ``(N, 4)`` of ``(top, left, height, width)`` (zeros where no square was
             cut). Default: ``False``.
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     p = check_scalar(p, "p", low=0, high=1)
     value = check_scalar(value, "value")

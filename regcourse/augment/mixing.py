@@ -3,7 +3,8 @@
 Their weight λ is drawn with :func:`regcourse.augment.sample_beta`, a Beta sampler that
 takes a ``torch.Generator`` (``torch.distributions.Beta`` cannot).
 
-Used in: chapter "Data augmentation".
+Used in:
+    chapter "Data augmentation".
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def mixup(
         ``(x̃, ỹ)``: mixed images (same shape and dtype as ``x``) and soft labels
         ``(N, num_classes)`` whose rows sum to 1 (and the parameters if asked).
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     check_tensor(x, "x", ndim=(2, 3, 4))
     num_classes = check_scalar(num_classes, "num_classes", kind="int", low=2)
@@ -185,7 +187,8 @@ def cutmix(
     Returns:
         ``(x̃, ỹ)`` as for :func:`mixup` (and the parameters if asked).
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     check_tensor(x, "x", ndim=4)
     num_classes = check_scalar(num_classes, "num_classes", kind="int", low=2)

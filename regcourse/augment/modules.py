@@ -3,7 +3,8 @@
 Like torch's own layers they act only in ``train()`` mode; in ``eval()`` mode they
 return their input unchanged.
 
-Used in: chapter "Data augmentation".
+Used in:
+    chapter "Data augmentation".
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ class Augment(nn.Module):
         >>> xa.shape, torch.equal(ya, y)
         (torch.Size([4, 1, 8, 8]), True)
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
 
     def __init__(self, *steps: nn.Module):

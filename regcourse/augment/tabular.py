@@ -1,6 +1,7 @@
 """Tabular augmentation: SMOTE-style oversampling of a minority class.
 
-Used in: chapter "Data augmentation".
+Used in:
+    chapter "Data augmentation".
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def smote(
     Returns:
         Tensor ``(n_new, D)`` of synthetic examples (and the parameters if asked).
 
-    Used in: chapter "Data augmentation".
+    Used in:
+        chapter "Data augmentation".
     """
     check_tensor(x, "x", ndim=2)
     if len(x) < 2:

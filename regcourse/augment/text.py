@@ -1,6 +1,7 @@
 """Text augmentation on word lists: synonym replacement, random insertion, random swap (EDA).
 
-Used in: chapter "Data augmentation".
+Used in:
+    chapter "Data augmentation".
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def synonym_replacement(
     """Replace up to ``n`` distinct words that have synonyms by a random synonym.
 
     Words are split on whitespace and compared in lower case; words without an entry
-    in ``synonyms`` (default :data:`SYNONYMS`) are never touched.
+    in ``synonyms`` (default ``SYNONYMS``) are never touched.
 
     Example:
         >>> synonym_replacement("the quick dog", n=2, generator=torch.Generator().manual_seed(0))
