@@ -18,13 +18,13 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export PYTHONHASHSEED ?= 0
 export REGCOURSE_NUM_THREADS ?= 1
 
-.PHONY: help install book book-strict pdf dist test test-unit test-notebooks test-determinism test-site lab serve \
+.PHONY: help install book book-strict pdf dist test test-unit test-notebooks test-determinism test-site test-lab lab serve \
         notebooks student grade bench clean distclean check-system requirements
 
 help:
 	@echo "make book       build the site into $(HTML) (executes the chapters, cached), with the PDF"
 	@echo "make pdf        the whole course as one PDF: $(BUILD)/pdf/regcourse.pdf"
-	@echo "make test       unit tests, torch cross-checks, nbval on every chapter, strict build, browser check"
+	@echo "make test       unit tests, torch cross-checks, nbval on every chapter, strict build, site and JupyterLab in a browser"
 	@echo "make lab        JupyterLab on the chapters, with regcourse importable"
 	@echo "make serve      serve the built site on http://127.0.0.1:$(PORT)/"
 	@echo "make notebooks  re-execute the chapters in place (refreshes their committed outputs)"
@@ -118,6 +118,7 @@ test: check-system install
 	$(MAKE) test-determinism
 	$(MAKE) book-strict
 	$(MAKE) test-site
+	$(MAKE) test-lab
 
 # Lint and format check (ruff, configured in pyproject.toml), the package's doctests, then
 # the unit tests. Needs no npm and no browser.
@@ -125,7 +126,7 @@ test-unit: $(STAMP)
 	$(BIN)/ruff check regcourse tests bench
 	$(BIN)/ruff format --check regcourse tests bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules regcourse
-	$(BIN)/python -m pytest -q -m "not site" tests
+	$(BIN)/python -m pytest -q -m "not site and not lab" tests
 
 # nbval re-executes every chapter and compares each cell's output with the committed one.
 test-notebooks: install
@@ -140,6 +141,11 @@ test-determinism: install
 # the browser tests of the site and the PDF's test (tests/test_pdf.py) read both
 test-site: install pdf
 	$(BIN)/python -m pytest -q -m site tests
+
+# Every chapter opened in a real JupyterLab (with jupyterlab-myst, as `make lab` has it):
+# its prose must render as finished text; screenshots in _build/screenshots/lab/.
+test-lab: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m lab tests
 
 # --- working with the chapters ---------------------------------------------
 lab: $(STAMP)

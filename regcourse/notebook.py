@@ -207,10 +207,14 @@ def check(nb) -> list[str]:
             problems.append(f"cell {mk.cell}: {mk.name} is not glued by any code cell")
             continue
         except (ValueError, TypeError) as exc:
-            problems.append(f"cell {mk.cell}: format {mk.spec!r} does not apply to {mk.name}: {exc}")
+            problems.append(
+                f"cell {mk.cell}: format {mk.spec!r} does not apply to {mk.name}: {exc}"
+            )
             continue
         if mk.text != want:
-            problems.append(f"cell {mk.cell}: {mk.name} reads {mk.text!r} but the executed value is {want!r}")
+            problems.append(
+                f"cell {mk.cell}: {mk.name} reads {mk.text!r} but the executed value is {want!r}"
+            )
     return problems
 
 
@@ -224,7 +228,9 @@ def fill(nb) -> int:
         old = _source(cell)
         new = render(old, values)
         if new != old:
-            changed += sum(a.group(0) != b.group(0) for a, b in zip(MARKER.finditer(old), MARKER.finditer(new)))
+            changed += sum(
+                a.group(0) != b.group(0) for a, b in zip(MARKER.finditer(old), MARKER.finditer(new))
+            )
             cell["source"] = new
     return changed
 
@@ -234,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import nbformat
 
-    parser = argparse.ArgumentParser(prog="python -m regcourse.notebook", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m regcourse.notebook", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("command", choices=["check", "fill"])
     parser.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)

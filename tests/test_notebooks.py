@@ -49,19 +49,23 @@ class TestCommittedChapter:
     def test_every_code_cell_was_executed_in_order(self, path):
         counts = [c["execution_count"] for c in _code_cells(_load(path))]
         assert None not in counts, f"{path.name}: unexecuted cells; run `make notebooks`"
-        assert counts == list(range(1, len(counts) + 1)), f"{path.name}: cells executed out of order"
+        assert counts == list(range(1, len(counts) + 1)), (
+            f"{path.name}: cells executed out of order"
+        )
 
     def test_first_code_cell_pins_the_package_version(self, path):
         first = "".join(_code_cells(_load(path))[0]["source"])
         assert f'regcourse.setup("{regcourse.__version__}")' in first, (
-            f"{path.name}: first code cell must call regcourse.setup(\"{regcourse.__version__}\")"
+            f'{path.name}: first code cell must call regcourse.setup("{regcourse.__version__}")'
         )
 
     def test_no_errors_or_stderr_in_outputs(self, path):
         for cell in _code_cells(_load(path)):
             for out in cell.get("outputs", []):
                 assert out["output_type"] != "error", f"{path.name}: an error output is committed"
-                assert out.get("name") != "stderr", f"{path.name}: stderr output committed: {out.get('text')}"
+                assert out.get("name") != "stderr", (
+                    f"{path.name}: stderr output committed: {out.get('text')}"
+                )
 
     def test_at_most_a_third_of_cells_ignore_their_output(self, path):
         cells = _code_cells(_load(path))
@@ -74,7 +78,8 @@ class TestCommittedChapter:
             if "NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]):
                 later = cells[i + 1 :]
                 assert any(
-                    "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"]) and c.get("outputs") for c in later
+                    "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"]) and c.get("outputs")
+                    for c in later
                 ), f"{path.name}: ignored cell {i} has no checked cell after it"
 
     def test_has_exercises_with_solutions(self, path):
@@ -85,7 +90,9 @@ class TestCommittedChapter:
         exercises = [m["exercise"] for m in meta if "exercise" in m]
         solved = {m["solution"] for m in meta if "solution" in m}
         assert len(exercises) >= 3, f"{path.name}: fewer than three exercises"
-        assert set(exercises) <= solved, f"{path.name}: exercises without a solution: {set(exercises) - solved}"
+        assert set(exercises) <= solved, (
+            f"{path.name}: exercises without a solution: {set(exercises) - solved}"
+        )
 
 
 def test_changing_a_printed_number_fails_nbval(tmp_path):
@@ -105,9 +112,21 @@ def test_changing_a_printed_number_fails_nbval(tmp_path):
     bad = tmp_path / "weight_decay.ipynb"
     bad.write_text(json.dumps(nb))
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-         "--nbval-current-env", str(bad)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            "--nbval-current-env",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert proc.returncode != 0, proc.stdout[-2000:]
     assert "0.4796" in proc.stdout and "1 failed" in proc.stdout

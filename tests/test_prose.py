@@ -17,9 +17,9 @@ import re
 import sys
 from pathlib import Path
 
+import latexcodec  # noqa: F401  (registers the 'ulatex' codec)
 import nbformat
 import pytest
-import latexcodec  # noqa: F401  (registers the 'ulatex' codec)
 import yaml
 from pybtex.database import parse_file
 
@@ -37,7 +37,13 @@ BIB = parse_file(str(ROOT / "references.bib"))
 
 #: Chapters that still glue values (in loops) that their prose does not show; they are
 #: being rewritten. Strict: a chapter that is cleaned up must leave this list.
-UNUSED_GLUE_TO_CLEAN = {"core_problem", "batch_norm", "augmentation", "label_smoothing", "early_stopping"}
+UNUSED_GLUE_TO_CLEAN = {
+    "core_problem",
+    "batch_norm",
+    "augmentation",
+    "label_smoothing",
+    "early_stopping",
+}
 
 #: What must never be visible in a notebook's markdown: MyST roles, directives, targets,
 #: substitutions and glue references, which only the Sphinx build renders.
@@ -68,8 +74,10 @@ def _outside_code(src: str) -> str:
 def _authors(key: str) -> tuple[list[str], str]:
     """Last names (LaTeX accents decoded: ``M{\\"u}ller`` is Müller) and the year of an entry."""
     entry = BIB.entries[key]
-    names = [codecs.decode(p.last_names[-1], "ulatex").replace("{", "").replace("}", "")
-             for p in entry.persons["author"]]
+    names = [
+        codecs.decode(p.last_names[-1], "ulatex").replace("{", "").replace("}", "")
+        for p in entry.persons["author"]
+    ]
     return names, entry.fields["year"]
 
 
@@ -87,14 +95,18 @@ class TestNumbers:
     def test_every_glued_value_is_used_in_the_prose(self, chapter, request):
         path, nb = chapter
         if path.stem in UNUSED_GLUE_TO_CLEAN:
-            request.applymarker(pytest.mark.xfail(strict=True, reason="glues values in loops it never shows"))
+            request.applymarker(
+                pytest.mark.xfail(strict=True, reason="glues values in loops it never shows")
+            )
         used = {m.name for m in prose.markers(nb)}
         unused = sorted(set(prose.glued_values(nb)) - used)
         assert not unused, f"{path.name}: glued but never shown (remove the glue): {unused}"
 
     def test_the_prose_has_marked_numbers(self, chapter):
         path, nb = chapter
-        assert len(list(prose.markers(nb))) >= 5, f"{path.name}: hardly any number comes from the code"
+        assert len(list(prose.markers(nb))) >= 5, (
+            f"{path.name}: hardly any number comes from the code"
+        )
 
     def test_no_marker_is_left_unclosed_or_misspelt(self, chapter):
         path, nb = chapter
@@ -107,6 +119,40 @@ class TestNumbers:
 
 
 class TestNoRawMarkup:
+    def test_no_line_starts_with_a_marker(self, chapter):
+        """A line starting with ``<!--`` opens an HTML block in CommonMark: the paragraph breaks."""
+        path, nb = chapter
+        for i, src in _markdown(nb):
+            for line in src.splitlines():
+                assert not re.match(r"\s*(?:[-*+]\s+|\d+[.)]\s+|>\s*)*<!--", line), (
+                    f"{path.name} cell {i}: a line starts with a marker (put a word before it): {line[:60]!r}"
+                )
+
+    def test_a_commonmark_renderer_keeps_markers_inline(self, chapter):
+        """Parsed as GitHub and VS Code parse Markdown (CommonMark, markdown-it), no marker
+        becomes a block of its own: each stays inside its paragraph, list item or cell."""
+        from markdown_it import MarkdownIt
+
+        md = MarkdownIt("commonmark", {"html": True}).enable("table")
+        path, nb = chapter
+        for i, src in _markdown(nb):
+            blocks = [t for t in md.parse(src) if t.type == "html_block"]
+            assert not blocks, (
+                f"{path.name} cell {i}: an HTML block breaks the text: {blocks[0].content[:60]!r}"
+            )
+
+    def test_display_formulas_are_unnumbered_unless_tagged(self, chapter):
+        """``$$`` alone is numbered (1), (2), ... by jupyterlab-myst; ``equation*`` is not."""
+        path, nb = chapter
+        for i, src in _markdown(nb):
+            for block in re.findall(r"\$\$(.*?)\$\$", src, flags=re.S):
+                body = block.strip()
+                assert body.startswith("\\begin{equation*}") and body.endswith(
+                    "\\end{equation*}"
+                ), (
+                    f"{path.name} cell {i}: a display formula not inside \\begin{{equation*}}: {body[:50]!r}"
+                )
+
     def test_no_myst_syntax_in_markdown(self, chapter):
         path, nb = chapter
         found = []
@@ -137,13 +183,21 @@ class TestCitations:
                     bad.append(f"cell {i}: no entry {key!r} in references.bib")
                     continue
                 names, year = _authors(key)
-                want = (names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2
-                        else f"{names[0]} et al.")
+                want = (
+                    names[0]
+                    if len(names) == 1
+                    else f"{names[0]} and {names[1]}"
+                    if len(names) == 2
+                    else f"{names[0]} et al."
+                )
                 if text not in (f"{want} ({year})", f"{want}, {year}"):
-                    bad.append(f"cell {i}: [{text}] should read '{want} ({year})' or '{want}, {year}'")
+                    bad.append(
+                        f"cell {i}: [{text}] should read '{want} ({year})' or '{want}, {year}'"
+                    )
                 # the parenthetical form must sit inside parentheses, the textual one must not
-                if text.endswith(f", {year}") and not re.search(r"\(\s*(\[[^\]]+\]\([^)]+\);\s*)*$",
-                                                               src[: m.start()]):
+                if text.endswith(f", {year}") and not re.search(
+                    r"\(\s*(\[[^\]]+\]\([^)]+\);\s*)*$", src[: m.start()]
+                ):
                     bad.append(f"cell {i}: [{text}] is the parenthetical form outside parentheses")
         assert not bad, f"{path.name}:\n  " + "\n  ".join(bad)
 
@@ -152,7 +206,9 @@ class TestCitations:
         nb = copy.deepcopy(nb)
         portable.transform(nb)
         for i, src in _markdown(nb):
-            assert "references.md#" not in src, f"{path.name} cell {i}: a citation link the site leaves as a link"
+            assert "references.md#" not in src, (
+                f"{path.name} cell {i}: a citation link the site leaves as a link"
+            )
 
 
 class TestEquationsAndExercises:
@@ -173,22 +229,15 @@ class TestEquationsAndExercises:
         n = NUMBER[path.stem]
         assert tags == [(n, k) for k in range(1, len(tags) + 1)], f"{path.name}: tags {tags}"
 
-    def test_tagged_equations_render_everywhere(self, chapter):
-        path, nb = chapter
-        for i, src in _markdown(nb):
-            for block in re.findall(r"\$\$(.*?)\$\$", src, flags=re.S):
-                if "\\tag" in block:
-                    assert block.strip().startswith("\\begin{equation*}") and block.strip().endswith(
-                        "\\end{equation*}"
-                    ), f"{path.name} cell {i}: a tagged equation outside \\begin{{equation*}}"
-
     def test_every_equation_reference_exists(self, chapter):
         path, nb = chapter
         tags = self._all_tags()
         for i, src in _markdown(nb):
             text = re.sub(r"\$[^$]*\$", "", prose.MARKER.sub("", src))
             for a, b in self.REF.findall(text):
-                assert (int(a), int(b)) in tags, f"{path.name} cell {i}: ({a}.{b}) refers to no equation"
+                assert (int(a), int(b)) in tags, (
+                    f"{path.name} cell {i}: ({a}.{b}) refers to no equation"
+                )
 
     def test_exercises_are_numbered_in_order_and_solved(self, chapter):
         path, nb = chapter
@@ -198,9 +247,13 @@ class TestEquationsAndExercises:
             meta = cell.metadata.get("regcourse", {})
             if "exercise" in meta:
                 m = re.match(r"### Exercise (\d+)\.(\d+): \S", cell.source)
-                assert m, f"{path.name} cell {i}: exercise heading must be '### Exercise N.M: Title'"
+                assert m, (
+                    f"{path.name} cell {i}: exercise heading must be '### Exercise N.M: Title'"
+                )
                 heads.append((int(m[1]), int(m[2])))
-        assert heads == [(n, k) for k in range(1, len(heads) + 1)], f"{path.name}: exercises {heads}"
+        assert heads == [(n, k) for k in range(1, len(heads) + 1)], (
+            f"{path.name}: exercises {heads}"
+        )
         from coursework.notebook import parse_exercises
 
         blocks = parse_exercises(nb)
@@ -225,9 +278,13 @@ class TestTheChecksCanFail:
         nb = _read(ROOT / "book" / "dropout.ipynb")
         first = next(prose.markers(nb))
         cell = nb.cells[first.cell]
-        cell.source = cell.source[: first.start] + cell.source[first.start : first.end].replace(
-            f"-->{first.text}<!--", f"-->{first.text}9<!--", 1
-        ) + cell.source[first.end :]
+        cell.source = (
+            cell.source[: first.start]
+            + cell.source[first.start : first.end].replace(
+                f"-->{first.text}<!--", f"-->{first.text}9<!--", 1
+            )
+            + cell.source[first.end :]
+        )
         return nb, first
 
     def test_check_reports_a_stale_number(self, stale):

@@ -62,9 +62,12 @@ def _patch_myst_nb() -> None:
     render_mime_type._regcourse = True
     NbElementRenderer.render_mime_type = render_mime_type
 
+
 _CITE = r"\[(?P<text{n}>[^\[\]]+)\]\(references\.md#(?P<key{n}>[\w:.-]+)\)"
 _ONE_CITE = re.compile(_CITE.format(n=""))
-_CITE_GROUP = re.compile(r"\((?P<links>" + _CITE.format(n="a") + r"(?:;\s*" + _CITE.format(n="b") + r")*)\)")
+_CITE_GROUP = re.compile(
+    r"\((?P<links>" + _CITE.format(n="a") + r"(?:;\s*" + _CITE.format(n="b") + r")*)\)"
+)
 _GROUP_LINK = re.compile(r"\[[^\[\]]+\]\(references\.md#([\w:.-]+)\)")
 _EX_HEAD = re.compile(r"^#{2,6}\s+Exercise\s+\d+\.\d+:\s*(?P<title>.+?)\s*$")
 _SOL_HEAD = re.compile(r"^#{2,6}\s+Solution to Exercise\s+\d+\.\d+\s*$")
@@ -109,15 +112,19 @@ def transform(nb, docname: str = "") -> list[str]:
         if "exercise" in meta:
             head = _EX_HEAD.match(first)
             if not head:
-                problems.append(f"cell {index}: exercise {meta['exercise']!r} has no '### Exercise N.M: Title' line")
+                problems.append(
+                    f"cell {index}: exercise {meta['exercise']!r} has no '### Exercise N.M: Title' line"
+                )
             else:
                 body = rest.strip("\n")
                 fence = _fence(body)
                 src = f"{fence}{{exercise}} {head['title']}\n:label: {meta['exercise']}\n\n{body}\n{fence}"
         if "solution" in meta and meta["solution"] != open_label:
             if not _SOL_HEAD.match(first):
-                problems.append(f"cell {index}: solution of {meta['solution']!r} has no "
-                                "'#### Solution to Exercise N.M' line")
+                problems.append(
+                    f"cell {index}: solution of {meta['solution']!r} has no "
+                    "'#### Solution to Exercise N.M' line"
+                )
             else:
                 src = f"```{{solution-start}} {meta['solution']}\n:class: dropdown\n```\n\n{rest.strip()}"
             open_label = meta["solution"]
@@ -163,7 +170,9 @@ def _register_round_citations() -> None:
         bracket_label: BracketStyle = dataclasses.field(default_factory=round_brackets)
         bracket_year: BracketStyle = dataclasses.field(default_factory=round_brackets)
 
-    register_plugin("sphinxcontrib.bibtex.style.referencing", "author_year_round", RoundAuthorYearReferenceStyle)
+    register_plugin(
+        "sphinxcontrib.bibtex.style.referencing", "author_year_round", RoundAuthorYearReferenceStyle
+    )
 
 
 def setup(app):
