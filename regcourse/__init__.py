@@ -12,7 +12,7 @@ import random
 import numpy as np
 import torch
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from ._checks import set_validate_args, validate_args_enabled
 

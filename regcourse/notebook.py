@@ -36,7 +36,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["GLUE_MIME", "Marker", "check", "fill", "glue", "glued_values", "markers", "render"]
+__all__ = [
+    "GLUE_MIME",
+    "Marker",
+    "check",
+    "fill",
+    "glue",
+    "glued_values",
+    "markers",
+    "render",
+    "show_source",
+]
 
 #: The MIME type of the outputs written by :func:`glue`.
 GLUE_MIME = "application/vnd.regcourse.glue+json"
@@ -97,6 +107,39 @@ def glue(name: str, value) -> None:
     if get_ipython() is None:
         return
     display({GLUE_MIME: {name: data}, "text/markdown": ""}, raw=True)
+
+
+def show_source(obj) -> None:
+    """Show the source code of a function or class in the notebook, highlighted.
+
+    A chapter that runs a sweep from ``regcourse.experiments`` shows the code of the
+    function it calls right above the call, so a learner can read the loop and change
+    its knobs. Displays Markdown holding a Python code block (JupyterLab, VS Code,
+    GitHub and the site highlight it); its plain-text form is the source itself, which
+    nbval compares, so a changed function shows up as a changed output.
+
+    Args:
+        obj: a function, method or class defined in Python source.
+    """
+    import inspect
+    import textwrap
+
+    if not (inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isclass(obj)):
+        raise TypeError(f"obj must be a function, method or class, got {type(obj).__name__}")
+    source = textwrap.dedent(inspect.getsource(obj)).rstrip("\n")
+    fence = "```"
+    while fence in source:
+        fence += "`"
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        print(source)
+        return
+    if get_ipython() is None:
+        print(source)
+        return
+    display({"text/markdown": f"{fence}python\n{source}\n{fence}", "text/plain": source}, raw=True)
 
 
 def _cells(nb) -> list:

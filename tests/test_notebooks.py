@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -54,9 +55,17 @@ class TestCommittedChapter:
         )
 
     def test_first_code_cell_pins_the_package_version(self, path):
-        first = "".join(_code_cells(_load(path))[0]["source"])
-        assert f'regcourse.setup("{regcourse.__version__}")' in first, (
-            f'{path.name}: first code cell must call regcourse.setup("{regcourse.__version__}")'
+        first = _code_cells(_load(path))[0]
+        source = "".join(first["source"])
+        assert f'REGCOURSE = "{regcourse.__version__}"' in source, (
+            f'{path.name}: the first code cell must set REGCOURSE = "{regcourse.__version__}"'
+        )
+        assert "regcourse.setup(REGCOURSE)" in source
+        assert source.strip() == _setup_cell(), (
+            f"{path.name}: the first code cell differs from the others"
+        )
+        assert "hide-input" in first.get("metadata", {}).get("tags", []), (
+            "bookkeeping: hidden in the site"
         )
 
     def test_no_errors_or_stderr_in_outputs(self, path):
@@ -93,6 +102,54 @@ class TestCommittedChapter:
         assert set(exercises) <= solved, (
             f"{path.name}: exercises without a solution: {set(exercises) - solved}"
         )
+
+
+def _setup_cell() -> str:
+    """The first code cell every chapter shares (the version, then the one-line errors)."""
+    return "".join(_code_cells(_load(CHAPTERS[0]))[0]["source"]).strip()
+
+
+def _run_in_ipython(code: str, *, block_regcourse: bool) -> str:
+    """Run ``code`` as one IPython cell in a fresh interpreter; what the cell prints."""
+    driver = textwrap.dedent(
+        f"""
+        import sys
+        if {block_regcourse!r}:
+            class _NoRegcourse:  # as in a kernel where the package is not installed
+                def find_spec(self, name, path=None, target=None):
+                    if name == "regcourse" or name.startswith("regcourse."):
+                        raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+            sys.meta_path.insert(0, _NoRegcourse())
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance(colors="nocolor")
+        shell.run_cell(sys.stdin.read())
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", driver], input=code, capture_output=True, text=True, timeout=120
+    )
+    return proc.stdout + proc.stderr
+
+
+class TestFirstCellFailsInOneLine:
+    """A chapter opened without regcourse, or with another version, says what to install."""
+
+    def test_without_regcourse(self):
+        out = _run_in_ipython(_setup_cell(), block_regcourse=True).strip().splitlines()
+        assert out == [
+            f"regcourse is not installed: pip install regcourse-{regcourse.__version__}-py3-none-any.whl"
+            " (the wheel offered beside each chapter of the course site)"
+        ]
+
+    def test_with_another_version(self):
+        cell = _setup_cell().replace(f'"{regcourse.__version__}"', '"0.0.9"')
+        out = _run_in_ipython(cell, block_regcourse=False).strip().splitlines()
+        assert len(out) == 1 and out[0].startswith("VersionMismatchError: "), out
+        assert "pip install regcourse-0.0.9-py3-none-any.whl" in out[0]
+
+    def test_with_the_right_version(self):
+        out = _run_in_ipython(_setup_cell(), block_regcourse=False).strip().splitlines()
+        assert out == [f"regcourse {regcourse.__version__} ready: torch 2.13.0, seed 0"]
 
 
 def test_changing_a_printed_number_fails_nbval(tmp_path):

@@ -11,6 +11,7 @@ other.
 
 from __future__ import annotations
 
+import ast
 import codecs
 import copy
 import re
@@ -44,6 +45,57 @@ UNUSED_GLUE_TO_CLEAN = {
     "label_smoothing",
     "early_stopping",
 }
+
+#: Chapters not yet rewritten for the learner who executes them (issues 11 and 12): they
+#: still type configuration numbers by hand, show bookkeeping cells, or have code lines
+#: wider than the site shows. Emptied as the chapters are rewritten.
+NOT_YET_REWRITTEN = {
+    "core_problem",
+    "weight_decay",
+    "dropout",
+    "batch_norm",
+    "augmentation",
+    "label_smoothing",
+    "early_stopping",
+    "dropconnect_depth",
+    "putting_together",
+}
+
+#: Nouns of a training configuration or a data set's size: a number next to one of them
+#: ("256 units", "50 epochs", "patience 10") must come from the code.
+_CONFIG_NOUN = (
+    r"(?:epochs?|steps?|units?|(?:hidden )?layers?|digits|examples|samples|seeds?|batch(?:es)?|"
+    r"channels|images|blocks|features|neurons|weights|parameters|runs|trials|masks|bins|"
+    r"iterations|updates|signals|sequences|points|classes|labels|repeats|models|networks|"
+    r"copies|draws)\b"
+)
+_NUMBER_THEN_NOUN = re.compile(
+    r"(?<![\w.$\\])(\d[\d,]*(?:\.\d+)?)(?:\s*[-–]\s*|\s+)(?:[A-Za-z-]+\s+){0,2}?" + _CONFIG_NOUN,
+    re.I,
+)
+_NOUN_THEN_NUMBER = re.compile(
+    r"\b(?:patience|batch size|batches of|seed|width|widths|depth|learning rate|momentum|"
+    r"epochs?)\s+(?:of\s+)?(\d[\d,]*(?:\.\d+)?)\b",
+    re.I,
+)
+
+
+def _plain_prose(src: str) -> str:
+    """The running text of a markdown cell: no code, formulas, marked numbers or link targets."""
+    src = re.sub(r"^(`{3,}|~{3,}).*?^\1\s*$", " ", src, flags=re.M | re.S)
+    src = re.sub(r"\$\$.*?\$\$", " ", src, flags=re.S)
+    src = re.sub(r"\$[^$\n]+\$", " ", src)
+    src = re.sub(r"`[^`\n]*`", " ", src)
+    src = prose.MARKER.sub(" ", src)
+    src = re.sub(r"\]\([^)]*\)", "]", src)
+    src = re.sub(r"\b[Ss]tep \d\b|Exercises? \d+\.\d+", " ", src)  # steps of an algorithm
+    return src
+
+
+def _not_yet(request, path):
+    if path.stem in NOT_YET_REWRITTEN:
+        request.applymarker(pytest.mark.xfail(strict=False, reason="chapter not yet rewritten"))
+
 
 #: What must never be visible in a notebook's markdown: MyST roles, directives, targets,
 #: substitutions and glue references, which only the Sphinx build renders.
@@ -116,6 +168,63 @@ class TestNumbers:
                 f"{path.name} cell {i}: a marker that does not parse: "
                 f"{rest[rest.find('<!--') : rest.find('<!--') + 60]!r}"
             )
+
+
+class TestForTheLearner:
+    """What a learner who executes the chapter sees (issue 11) and where its numbers come from."""
+
+    def test_configuration_numbers_come_from_the_code(self, chapter, request):
+        path, nb = chapter
+        _not_yet(request, path)
+        found = []
+        for i, cell in enumerate(nb.cells):
+            meta = cell.metadata.get("regcourse", {})
+            if cell.cell_type != "markdown" or "exercise" in meta or "solution" in meta:
+                continue  # an exercise states its own inputs
+            text = _plain_prose(cell.source)
+            for m in [*_NUMBER_THEN_NOUN.finditer(text), *_NOUN_THEN_NUMBER.finditer(text)]:
+                found.append(
+                    f"cell {i}: {' '.join(text[max(0, m.start() - 25) : m.end()].split())!r}"
+                )
+        assert not found, f"{path.name}: typed by hand, glue them:\n  " + "\n  ".join(found)
+
+    def test_cells_that_only_glue_are_hidden_in_the_site(self, chapter, request):
+        path, nb = chapter
+        _not_yet(request, path)
+        shown = []
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or not cell.source.strip():
+                continue
+            try:
+                body = ast.parse(cell.source).body
+            except SyntaxError:
+                continue
+            only_glue = all(
+                isinstance(n, ast.Expr)
+                and isinstance(n.value, ast.Call)
+                and getattr(n.value.func, "id", None) == "glue"
+                or isinstance(n, (ast.Import, ast.ImportFrom))
+                for n in body
+            )
+            tags = set(cell.metadata.get("tags", []))
+            if only_glue and not tags & {"remove-input", "hide-input", "remove-cell"}:
+                shown.append(i)
+        assert not shown, (
+            f"{path.name}: bookkeeping cells shown in the site: {shown} (tag remove-input)"
+        )
+
+    def test_code_fits_the_page(self, chapter, request):
+        """The site shows 88 characters of a code line; a wider line is cut off."""
+        path, nb = chapter
+        _not_yet(request, path)
+        wide = [
+            (i, line)
+            for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code"
+            for line in cell.source.splitlines()
+            if len(line) > 88
+        ]
+        assert not wide, f"{path.name}: lines over 88 columns (ruff format): {wide[:3]}"
 
 
 class TestNoRawMarkup:
