@@ -161,3 +161,29 @@ def test_figures_and_diagrams_are_printed():
         if words and not any(w in text for w in words):
             missing.append(labels[:2])
     assert not missing, f"diagrams whose labels are not in {PDF}: {missing}"
+
+
+SCREENSHOTS = PDF.parent.parent / "screenshots" / "pdf"
+
+
+def test_first_pages_as_pictures():
+    # For people to look at (the contents page, the first chapter), and a check that they
+    # are not blank. Rendered by poppler's pdftoppm (Debian poppler-utils) when installed.
+    import shutil
+    import subprocess
+
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        pytest.skip("pdftoppm not installed (apt-get install poppler-utils): no page pictures")
+    reader()  # fails clearly when there is no PDF
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("page-*.png"):
+        old.unlink()
+    subprocess.run(
+        [pdftoppm, "-png", "-r", "60", "-f", "1", "-l", "4", str(PDF), str(SCREENSHOTS / "page")],
+        check=True,
+    )
+    shots = sorted(SCREENSHOTS.glob("page-*.png"))
+    assert len(shots) == 4, f"expected 4 page pictures in {SCREENSHOTS}, got {shots}"
+    # a page with text is far larger than a blank page's PNG (a few hundred bytes)
+    assert all(s.stat().st_size > 5_000 for s in shots), [s.stat().st_size for s in shots]

@@ -43,7 +43,7 @@ def _wheel_source(app) -> Path:
 
 def check_wheel(app) -> None:
     """``builder-inited``: the wheel the pages will link must exist."""
-    if app.builder.format == "html" and not _wheel_source(app).is_file():
+    if app.builder.name in {"html", "dirhtml"} and not _wheel_source(app).is_file():
         logger.warning(
             f"no {_wheel_source(app)}: the chapter pages link the package wheel; "
             "run `make dist` before building the site"
@@ -52,14 +52,20 @@ def check_wheel(app) -> None:
 
 def _is_chapter(context) -> bool:
     """A page built from a notebook (the theme then offers the ``.ipynb`` as its source)."""
-    return context.get("page_source_suffix") == ".ipynb" or bool(context.get("ipynb_source"))
+    return context.get("page_source_suffix") == ".ipynb" or bool(
+        context.get("ipynb_source")
+    )
 
 
 def add_downloads(app, pagename, templatename, context, doctree) -> None:
     """``html-page-context`` (after the book theme's buttons): wheel and PDF entries."""
     pathto = context["pathto"]
     menu = next(
-        (b for b in context.get("header_buttons", []) if b.get("label") == "download-buttons"),
+        (
+            b
+            for b in context.get("header_buttons", [])
+            if b.get("label") == "download-buttons"
+        ),
         None,
     )
     if menu is None:
@@ -70,7 +76,8 @@ def add_downloads(app, pagename, templatename, context, doctree) -> None:
             (
                 i + 1
                 for i, b in enumerate(menu["buttons"])
-                if b.get("label") in {"download-notebook-button", "download-source-button"}
+                if b.get("label")
+                in {"download-notebook-button", "download-source-button"}
             ),
             0,
         )
@@ -109,7 +116,11 @@ def add_downloads(app, pagename, templatename, context, doctree) -> None:
 
 def copy_files(app, exception) -> None:
     """``build-finished``: the wheel (and a PDF already printed) at the site's root."""
-    if exception is not None or app.builder.format != "html" or app.builder.name == "singlehtml":
+    if (
+        exception is not None
+        or app.builder.format != "html"
+        or app.builder.name == "singlehtml"
+    ):
         return
     wheel = _wheel_source(app)
     if wheel.is_file():
@@ -121,6 +132,8 @@ def copy_files(app, exception) -> None:
 
 def setup(app):
     app.connect("builder-inited", check_wheel)
-    app.connect("html-page-context", add_downloads, priority=502)  # after the theme's 501
+    app.connect(
+        "html-page-context", add_downloads, priority=502
+    )  # after the theme's 501
     app.connect("build-finished", copy_files)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -58,7 +58,7 @@ PREPARE = """() => {
   const toc = document.createElement('nav');
   toc.className = 'regcourse-print-toc';
   toc.setAttribute('aria-label', 'Contents');
-  toc.innerHTML = '<h1>Contents</h1>';
+  toc.innerHTML = '<h2>Contents</h2>';
   const list = document.createElement('ol');
   for (const section of [first, ...chapters].filter(Boolean)) {
     // in the single page the chapters' titles are nested headings (h2, h3), not h1
@@ -91,7 +91,10 @@ FOOTER = (
 
 
 class _Quiet(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript"}  # noqa: RUF012
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+    }  # noqa: RUF012
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         pass
@@ -100,13 +103,19 @@ class _Quiet(SimpleHTTPRequestHandler):
 def _page(site: Path) -> str:
     """The single page: the root document (``index.html`` only redirects to it)."""
     pages = [
-        p for p in site.rglob("*.html") if p.parts[len(site.parts)] not in {"_static", "_sources"}
+        p
+        for p in site.rglob("*.html")
+        if p.parts[len(site.parts)] not in {"_static", "_sources"}
     ]
     pages = [
-        p for p in pages if p.parent != site or p.name not in {"index.html", "regcourse-print.html"}
+        p
+        for p in pages
+        if p.parent != site or p.name not in {"index.html", "regcourse-print.html"}
     ]
     if len(pages) != 1:
-        raise SystemExit(f"expected one page in the single-page build {site}, found {pages}")
+        raise SystemExit(
+            f"expected one page in the single-page build {site}, found {pages}"
+        )
     return pages[0].relative_to(site).as_posix()
 
 
@@ -117,7 +126,9 @@ def print_pdf(site: Path, out: Path) -> dict:
     # links relative to the output folder's root: open a copy from the root.
     page_path = "regcourse-print.html"
     (site / page_path).write_bytes((site / _page(site)).read_bytes())
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    httpd = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site))
+    )
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}/"
     outside: list[str] = []
@@ -155,7 +166,12 @@ def print_pdf(site: Path, out: Path) -> dict:
                 display_header_footer=True,
                 header_template="<div></div>",
                 footer_template=FOOTER,
-                margin={"top": "16mm", "bottom": "18mm", "left": "14mm", "right": "14mm"},
+                margin={
+                    "top": "16mm",
+                    "bottom": "18mm",
+                    "left": "14mm",
+                    "right": "14mm",
+                },
             )
             browser.close()
     finally:
@@ -163,13 +179,17 @@ def print_pdf(site: Path, out: Path) -> dict:
         httpd.server_close()
     if outside:
         out.unlink(missing_ok=True)
-        raise SystemExit(f"the page asked for other hosts: {outside[:5]}; no PDF written")
+        raise SystemExit(
+            f"the page asked for other hosts: {outside[:5]}; no PDF written"
+        )
     return state
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("site", type=Path, help="the single-page build (e.g. _build/singlehtml)")
+    parser.add_argument(
+        "site", type=Path, help="the single-page build (e.g. _build/singlehtml)"
+    )
     parser.add_argument("out", type=Path, help="the PDF to write")
     args = parser.parse_args(argv)
     state = print_pdf(args.site.resolve(), args.out)
