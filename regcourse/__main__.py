@@ -8,7 +8,10 @@ python -m regcourse run core_problem --help
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 from . import __version__
 
@@ -65,6 +68,46 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _prepare_out(text: str) -> tuple[Path, list[Path]]:
+    """Check the output folder before anything runs: not empty, not a file, writable.
+
+    Creates the folder (and missing parents) and writes and removes a probe file in it.
+    Returns the folder and the folders it created (removed again if the run fails).
+
+    Raises:
+        ValueError: naming ``--out`` and the reason.
+    """
+    if not text.strip():
+        raise ValueError(f"--out must name a folder, got {text!r}")
+    folder = Path(text)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out must be a folder, but {str(folder)!r} is a file")
+    created = []
+    probe = folder
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {str(folder)!r} cannot be created: {str(probe)!r} is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".regcourse-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        _remove_created(created)
+        raise ValueError(f"--out {str(folder)!r} is not writable: {err.strerror or err}") from None
+    return folder, created
+
+
+def _remove_created(created: list[Path]) -> None:
+    for path in created:  # deepest first
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import experiments
 
@@ -81,15 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     exp = known[args.experiment]
     options = {o: getattr(args, o) for o in exp.options}
     try:
+        out, created = _prepare_out(args.out)
+    except ValueError as err:
+        print(f"python -m regcourse run {exp.name}: error: {err}", file=sys.stderr)
+        return 2
+    try:
         result = experiments.run(exp.name, progress=not args.no_progress, **options)
     except (ValueError, TypeError) as err:
+        _remove_created(created)
         print(f"python -m regcourse run {exp.name}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _remove_created(created)
         print("interrupted: no result written", file=sys.stderr)
         return 130
     try:
-        paths = experiments.save(result, args.out, args.format)
+        paths = experiments.save(result, out, args.format)
     except KeyboardInterrupt:
         print("interrupted: no partial result written", file=sys.stderr)
         return 130

@@ -29,6 +29,10 @@ __all__ = [
     "check_scalar",
     "check_bool",
     "check_choice",
+    "check_probability",
+    "check_float_dtype",
+    "check_shape",
+    "check_pair",
     "check_tensor",
     "check_same_shape",
     "check_generator",
@@ -184,12 +188,75 @@ def check_choice(value, name: str, choices) -> str:
         >>> check_choice("nlc", "layout", ("flat", "ncl"))
         Traceback (most recent call last):
         ...
-        ValueError: layout must be one of 'flat', 'ncl', got 'nlc'
+        ValueError: layout must be one of ['flat', 'ncl'], got 'nlc'
     """
     if not isinstance(value, str) or value not in choices:
-        options = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {options}, got {_describe(value)}")
+        raise ValueError(f"{name} must be one of {list(choices)}, got {_describe(value)}")
     return value
+
+
+def check_probability(p, name: str = "p") -> float:
+    """A drop probability in ``[0, 1)``, as every ``p`` of the package (torch's meaning).
+
+    ``p = 1`` is refused: it would drop everything and the ``1/(1 − p)`` scale divides by zero.
+
+    Example:
+        >>> check_probability(1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: p must be in [0, 1), got 1
+    """
+    return check_scalar(p, name, low=0.0, high=1.0, closed="left")
+
+
+def check_float_dtype(dtype, name: str = "dtype", *, allow_none: bool = False):
+    """A floating-point ``torch.dtype`` (or ``None`` when ``allow_none``)."""
+    if dtype is None and allow_none:
+        return None
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        extra = " or None" if allow_none else ""
+        raise TypeError(f"{name} must be a floating-point torch.dtype{extra}, got {dtype!r}")
+    return dtype
+
+
+def check_shape(shape, name: str = "shape") -> tuple[int, ...]:
+    """A tensor shape as a tuple of non-negative ints.
+
+    An integer (Python, numpy or a one-element tensor) means a 1-D shape; a tuple, list,
+    ``torch.Size``, numpy array or tensor of integers is taken entry by entry.
+
+    Example:
+        >>> check_shape(np.int64(3)), check_shape(torch.Size([2, 4]))
+        ((3,), (2, 4))
+    """
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    elif isinstance(shape, torch.Tensor | np.ndarray):
+        if shape.ndim > 1:
+            raise TypeError(
+                f"{name} must be an int or a 1-D sequence of ints, got an array of shape {tuple(shape.shape)}"
+            )
+        shape = tuple(shape.reshape(-1).tolist())
+    elif isinstance(shape, (tuple, list, torch.Size)):
+        shape = tuple(shape)
+    else:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {type(shape).__name__}")
+    return tuple(check_scalar(n, f"{name}[{i}]", kind="int", low=0) for i, n in enumerate(shape))
+
+
+def check_pair(value, name: str, what: str = "") -> tuple:
+    """Two entries, from a tuple, list, numpy array or tensor of length 2 (as torch's ``betas``).
+
+    ``what`` names the entries in the message, e.g. ``"(beta1, beta2)"``.
+    """
+    pair = f"a pair {what}".rstrip()
+    if isinstance(value, torch.Tensor | np.ndarray):
+        if value.ndim != 1 or len(value) != 2:
+            raise TypeError(f"{name} must be {pair}, got an array of shape {tuple(value.shape)}")
+        return tuple(value.tolist())
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be {pair}, got {_describe(value)}")
+    return tuple(value)
 
 
 def check_tensor(

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._checks import check_generator, check_scalar
+from ._checks import check_generator, check_scalar, check_shape
 
 __all__ = ["seeded", "sample_gamma", "sample_beta"]
 
@@ -75,12 +75,7 @@ def _log_gamma(concentration: float, n: int, generator) -> torch.Tensor:
     return base if log_u is None else base + log_u / concentration
 
 
-def _size(shape) -> tuple[int, ...]:
-    if isinstance(shape, torch.Size):
-        shape = tuple(shape)
-    if not isinstance(shape, (tuple, list)):
-        shape = (shape,)
-    return tuple(check_scalar(s, f"shape[{i}]", kind="int", low=0) for i, s in enumerate(shape))
+_size = check_shape
 
 
 def sample_gamma(

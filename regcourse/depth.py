@@ -26,7 +26,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_generator, check_scalar, check_tensor
+from ._checks import (
+    check_binary_mask,
+    check_bool,
+    check_choice,
+    check_generator,
+    check_probability,
+    check_scalar,
+    check_tensor,
+)
 
 __all__ = [
     "MODES",
@@ -42,21 +50,12 @@ MODES = ("train_scale", "test_scale")
 _ACTIVATIONS = {"relu": nn.ReLU, "identity": nn.Identity}
 
 
-def _check_p(p) -> float:
-    # [0, 1): p = 1 would always skip the block (and the 1 / (1 - p) scale would divide by zero).
-    return check_scalar(p, "p", low=0.0, high=1.0, closed="left")
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
+_check_p = check_probability  # p = 1 would always skip the block (and 1/(1 − p) divides by zero)
+_check_bool = check_bool
 
 
 def _check_mode(mode) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    return mode
+    return check_choice(mode, "mode", MODES)
 
 
 def _batch_shape(x: torch.Tensor) -> tuple[int, ...]:
@@ -103,9 +102,7 @@ def apply_drop_path_mask(
         )
     p = _check_p(p)
     _check_bool(scale_by_keep, "scale_by_keep")
-    if not bool(((mask == 0) | (mask == 1)).all()):
-        bad = mask[(mask != 0) & (mask != 1)].flatten()[0].item()
-        raise ValueError(f"mask must contain only 0s and 1s, got a value {bad!r}")
+    check_binary_mask(mask, "mask")
     keep = mask.to(dtype=x.dtype, device=x.device).reshape(_batch_shape(x))
     if scale_by_keep:
         keep = keep / (1.0 - p)

@@ -20,12 +20,20 @@ Used in:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_generator, check_same_shape, check_scalar, check_tensor
+from ._checks import (
+    check_binary_mask,
+    check_bool,
+    check_float_dtype,
+    check_generator,
+    check_probability,
+    check_same_shape,
+    check_scalar,
+    check_shape,
+    check_tensor,
+)
 
 __all__ = [
     "dropout_mask",
@@ -43,17 +51,8 @@ __all__ = [
 ]
 
 
-def _check_p(p) -> float:
-    # [0, 1): p = 1 would drop everything and the 1 / (1 - p) scale would divide by zero.
-    return check_scalar(p, "p", low=0.0, high=1.0, closed="left")
-
-
-def _check_shape(shape) -> tuple[int, ...]:
-    if isinstance(shape, int) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, Sequence) or isinstance(shape, str):
-        raise TypeError(f"shape must be a tuple of ints, got {type(shape).__name__}")
-    return tuple(check_scalar(n, f"shape[{i}]", kind="int", low=0) for i, n in enumerate(shape))
+_check_p = check_probability
+_check_shape = check_shape
 
 
 def dropout_mask(
@@ -91,8 +90,7 @@ def dropout_mask(
     shape = _check_shape(shape)
     p = _check_p(p)
     generator = check_generator(generator)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    check_float_dtype(dtype)
     # The same sampling call torch's own dropout makes: bernoulli_ with the keep probability.
     return torch.empty(shape, dtype=dtype, device=device).bernoulli_(1.0 - p, generator=generator)
 
@@ -129,9 +127,7 @@ def apply_dropout_mask(x: torch.Tensor, mask: torch.Tensor, p: float) -> torch.T
     check_tensor(mask, "mask", floating=False, nonempty=False)
     check_same_shape(x, "x", mask, "mask")
     p = _check_p(p)
-    if not bool(((mask == 0) | (mask == 1)).all()):
-        bad = mask[(mask != 0) & (mask != 1)].flatten()[0].item()
-        raise ValueError(f"mask must contain only 0s and 1s, got a value {bad!r}")
+    check_binary_mask(mask, "mask")
     # Scale the mask first, then multiply: the same arithmetic as torch's dropout,
     # so kept values agree with torch.nn.functional.dropout bit for bit.
     return x * (mask.to(dtype=x.dtype, device=x.device) / (1.0 - p))
@@ -472,9 +468,7 @@ def apply_dropconnect_mask(
     check_tensor(mask, "mask", floating=False)
     check_same_shape(weight, "weight", mask, "mask")
     p = _check_p(p)
-    if not bool(((mask == 0) | (mask == 1)).all()):
-        bad = mask[(mask != 0) & (mask != 1)].flatten()[0].item()
-        raise ValueError(f"mask must contain only 0s and 1s, got a value {bad!r}")
+    check_binary_mask(mask, "mask")
     masked = weight * (mask.to(dtype=weight.dtype, device=weight.device) / (1.0 - p))
     return torch.nn.functional.linear(x, masked, bias)
 

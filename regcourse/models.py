@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_scalar, check_tensor
+from ._checks import check_bool, check_choice, check_float_dtype, check_scalar, check_tensor
 from ._random import seeded
 from .depth import _ACTIVATIONS, ResidualBlock, _check_mode, linear_decay_survival
 
@@ -450,10 +450,7 @@ class ResidualMLP(nn.Module):
         num_classes = check_scalar(num_classes, "num_classes", kind="int", low=1)
         survival = linear_decay_survival(num_blocks, survival_last)
         mode = _check_mode(mode)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
-            )
+        check_choice(activation, "activation", sorted(_ACTIVATIONS))
         act = _ACTIVATIONS[activation]
         self.stem = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width))
         self.blocks = nn.ModuleList(
@@ -507,8 +504,7 @@ def build_residual_mlp(
         chapter "DropConnect and stochastic depth".
     """
     seed = check_scalar(seed, "seed", kind="int", low=0)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    check_float_dtype(dtype)
     with seeded(seed):
         model = ResidualMLP(**kwargs)
     return model.to(dtype)
@@ -538,8 +534,7 @@ def build_model(kind: str = "mlp", *, seed: int = 0, **kwargs) -> nn.Module:
     Used in:
         every chapter with an experiment.
     """
-    if not isinstance(kind, str) or kind not in _BUILDERS:
-        raise ValueError(f"kind must be one of {sorted(_BUILDERS)}, got {kind!r}")
+    check_choice(kind, "kind", sorted(_BUILDERS))
     seed = check_scalar(seed, "seed", kind="int", low=0)
     with seeded(seed):
         return _BUILDERS[kind](**kwargs)
@@ -571,7 +566,6 @@ def mnist1d_model(kind: str, *, seed: int = 0, **kwargs) -> nn.Module:
     Used in:
         chapter "The core problem".
     """
-    if not isinstance(kind, str) or kind not in _MNIST1D:
-        raise ValueError(f"kind must be one of {sorted(_MNIST1D)}, got {kind!r}")
+    check_choice(kind, "kind", sorted(_MNIST1D))
     builder, sizes = _MNIST1D[kind]
     return build_model(builder, seed=seed, **{**sizes, **kwargs})

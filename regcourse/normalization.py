@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._checks import check_bool, check_generator, check_scalar, check_tensor
+from ._checks import check_bool, check_float_dtype, check_generator, check_scalar, check_tensor
 
 __all__ = [
     "batch_norm",
@@ -298,8 +298,7 @@ class BatchNorm1d(_BatchNorm):
         affine = _check_bool(affine, "affine")
         track_running_stats = _check_bool(track_running_stats, "track_running_stats")
         bias = _check_bool(bias, "bias")
-        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+        check_float_dtype(dtype, allow_none=True)
         # torch's _BatchNorm creates weight, bias, running_mean, running_var and
         # num_batches_tracked with torch's names and initial values (1, 0, 0, 1, 0)
         super().__init__(

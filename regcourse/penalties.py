@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._checks import check_same_shape, check_scalar, check_tensor
+from ._checks import check_pair, check_same_shape, check_scalar, check_tensor
 
 __all__ = [
     "PENALTIES",
@@ -360,8 +360,7 @@ def _check_adam_args(w, grad, state, lr, lam, betas, eps):
     check_scalar(state.t, "state.t", kind="int", low=0)
     lr = _check_lr(lr)
     lam = _check_lam(lam)
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    betas = check_pair(betas, "betas", "(beta1, beta2)")  # tuple, list, numpy array or tensor
     beta1 = check_scalar(betas[0], "betas[0]", low=0.0, high=1.0, closed="left")
     beta2 = check_scalar(betas[1], "betas[1]", low=0.0, high=1.0, closed="left")
     eps = check_scalar(eps, "eps", low=0.0)

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from . import augment as A
-from ._checks import check_scalar, check_tensor
+from ._checks import check_bool, check_scalar, check_tensor
 from .early_stopping import EarlyStopping
 from .models import build_model
 from .training import History, evaluate, train
@@ -151,10 +151,7 @@ def _check_data(data) -> None:
         raise ValueError("data must have a validation set for early stopping, got n_val = 0")
 
 
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return value
+_check_bool = check_bool
 
 
 def _resolve_augment(augment, data) -> tuple[Callable | None, str]:

@@ -372,3 +372,167 @@ def test_the_sweep_covers_at_least_forty_inputs_and_every_module():
     }
     covered = " ".join(c[0] for c in CASES)
     assert all(m in covered for m in modules)
+
+
+# ----------------------------------------------------------------------------------------
+# Issue 13's findings, one by one: each bad input now fails clearly, and each legitimate
+# input that used to be refused or to crash now works as torch's equivalent does.
+# ----------------------------------------------------------------------------------------
+
+ISSUE_13_REFUSED = [
+    (
+        "evaluate(batch_size=-5) returned (0.0, 0.0)",
+        lambda: training.evaluate(
+            nn.Flatten(), torch.randn(3, 4), torch.zeros(3, dtype=torch.long), batch_size=-5
+        ),
+        ValueError,
+        r"batch_size must be >= 1, got -5",
+    ),
+    (
+        "MLP(batch_norm='no') added batch norm",
+        lambda: models.MLP(batch_norm="no"),
+        TypeError,
+        r"batch_norm must be a bool, got 'no' \(str\)",
+    ),
+    (
+        "SmallCNN(batch_norm='False')",
+        lambda: models.SmallCNN(batch_norm="False"),
+        TypeError,
+        r"batch_norm must be a bool",
+    ),
+    (
+        "dropout(training='no')",
+        lambda: dropout.dropout(X, 0.5, training="no"),
+        TypeError,
+        r"training must be a bool, got 'no'",
+    ),
+    (
+        "BatchNorm1d(affine='yes')",
+        lambda: normalization.BatchNorm1d(3, affine="yes"),
+        TypeError,
+        r"affine must be a bool",
+    ),
+    (
+        "a float64 BatchNorm1d fed float32 silently returned float64",
+        lambda: normalization.BatchNorm1d(5).double()(X),
+        TypeError,
+        r"mixed dtype: x is torch.float32 but weight is torch.float64",
+    ),
+    (
+        "a float64 BatchNorm1d in eval mode fed float32",
+        lambda: normalization.BatchNorm1d(5).double().eval()(X),
+        TypeError,
+        r"mixed dtype",
+    ),
+    (
+        "mnist1d_split(layout='nlc')",
+        lambda: data.mnist1d_split(layout="nlc"),
+        ValueError,
+        r"layout must be one of \['flat', 'ncl'\], got 'nlc'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "call, exc, match", [c[1:] for c in ISSUE_13_REFUSED], ids=[c[0] for c in ISSUE_13_REFUSED]
+)
+def test_issue_13_bad_input_refused(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+class TestIssue13Accepted:
+    """Inputs that torch accepts, or that training meets in practice, work."""
+
+    @pytest.mark.parametrize("n_train", [33, 65])
+    def test_train_with_a_final_batch_of_one_and_batch_norm(self, n_train):
+        split = data.digits_split(n_train, 20)
+        net = models.build_model("mlp", hidden=16, batch_norm=True)
+        history = training.train(net, split, epochs=1, batch_size=32)
+        assert history.stopped_epoch == 1
+
+    def test_solid_default_with_a_final_batch_of_one(self):
+        from regcourse import recipe
+
+        split = data.digits_split(33, 20)
+        result = recipe.solid_default(split, epochs=1, batch_size=32, patience=None)
+        assert 0.0 <= result.test_acc <= 1.0
+
+    def test_mixup_tiny_alpha_gives_no_nan(self):
+        x, y = torch.rand(64, 3, 4, 4), torch.arange(64) % 10
+        xm, ym = augment.mixup(x, y, 10, alpha=1e-310, generator=torch.Generator().manual_seed(0))
+        assert bool(torch.isfinite(xm).all()) and bool(torch.isfinite(ym).all())
+        lam = augment.sample_beta(1e-310, 1e-310, (200,), torch.Generator().manual_seed(1))
+        assert set(lam.tolist()) <= {0.0, 1.0} and 0 < lam.mean() < 1  # the alpha -> 0 limit
+
+    @pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+    def test_mixup_and_cutmix_accept_any_integer_labels(self, dtype):
+        x, y = torch.rand(8, 3, 4, 4), torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])
+        for fn in (augment.mixup, augment.cutmix):
+            ref = fn(x, y, 8, generator=torch.Generator().manual_seed(0))
+            got = fn(x, y.to(dtype), 8, generator=torch.Generator().manual_seed(0))
+            assert torch.equal(ref[0], got[0]) and torch.equal(ref[1], got[1])
+
+    def test_numpy_and_tensor_sizes(self):
+        np = pytest.importorskip("numpy")
+        assert dropout.dropout_mask(np.int64(3), 0.5).shape == (3,)
+        assert dropout.dropout_mask((np.int64(2), torch.tensor(3)), 0.5).shape == (2, 3)
+        assert models.MLP(np.int64(40), hidden=np.int64(8), depth=torch.tensor(1))(
+            torch.randn(2, 40)
+        ).shape == (2, 10)
+        assert normalization.BatchNorm1d(np.int64(5))(X).shape == X.shape
+
+    def test_numpy_and_tensor_betas(self):
+        np = pytest.importorskip("numpy")
+        w, g = torch.ones(3, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64)
+        ref = penalties.adamw_step(w, g, penalties.adam_init(w), 0.1, 0.01, betas=(0.9, 0.999))
+        for betas in (np.array([0.9, 0.999]), torch.tensor([0.9, 0.999]), [np.float64(0.9), 0.999]):
+            got = penalties.adamw_step(w, g, penalties.adam_init(w), 0.1, 0.01, betas=betas)
+            assert torch.equal(got[0], ref[0])
+
+    def test_update_bn_sees_our_batch_norm(self):
+        net = nn.Sequential(nn.Linear(5, 5), normalization.BatchNorm1d(5))
+        torch.optim.swa_utils.update_bn([X + 3.0, X + 3.0], net)
+        assert int(net[1].num_batches_tracked) == 2
+        assert bool((net[1].running_mean.abs() > 0).any())
+
+    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+    def test_half_precision_in_same_dtype_out(self, dtype):
+        assert normalization.BatchNorm1d(5)(X.to(dtype)).dtype == dtype
+        assert normalization.LayerNorm(5)(X.to(dtype)).dtype == dtype
+
+
+class TestIssue13CommandLine:
+    """The command line checks --out before it runs anything (details in tests/test_cli.py)."""
+
+    @pytest.fixture
+    def never_run(self, monkeypatch):
+        from regcourse import experiments
+
+        def fail(*args, **kwargs):
+            raise AssertionError("the experiment ran although --out was bad")
+
+        monkeypatch.setattr(experiments, "run", fail)
+
+    @pytest.mark.parametrize("kind", ["empty", "file", "under a file"])
+    def test_bad_out_refused_before_running(self, kind, tmp_path, never_run, capsys):
+        from regcourse.__main__ import main
+
+        (tmp_path / "f").write_text("x")
+        out = {
+            "empty": "",
+            "file": str(tmp_path / "f"),
+            "under a file": str(tmp_path / "f" / "sub"),
+        }[kind]
+        assert main(["run", "core_problem", "--out", out, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and len(err.strip().splitlines()) == 1
+
+    def test_nan_results_are_strict_json(self, tmp_path):
+        import json
+
+        from regcourse import experiments
+
+        result = experiments.Result("zz_nan", {}, [{"acc": math.nan, "loss": math.inf}])
+        (path,) = experiments.save(result, tmp_path)
+        assert json.loads(path.read_text())["rows"] == [{"acc": None, "loss": None}]

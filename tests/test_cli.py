@@ -6,6 +6,7 @@ exit status 2, no traceback), written results, atomic writes, option checking.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -237,7 +238,91 @@ class TestRunWritesResults:
         blocker.write_text("not a folder")
         code = main(["run", toy_experiment, "--out", str(blocker / "sub"), "--no-progress"])
         assert code == 2
-        _assert_one_line_error(capsys.readouterr().err, "cannot write results")
+        _assert_one_line_error(capsys.readouterr().err, "--out", "cannot be created", "is a file")
+
+
+class TestOutputFolderCheckedFirst:
+    """--out is checked before the experiment runs, so a long run never ends unsaved."""
+
+    @pytest.fixture
+    def never_run(self, monkeypatch):
+        def fail(*args, **kwargs):
+            raise AssertionError("the experiment ran although --out was bad")
+
+        monkeypatch.setattr(experiments, "run", fail)
+
+    @pytest.mark.parametrize("out", ["", "   "])
+    def test_empty_out_refused(self, out, toy_experiment, never_run, capsys):
+        assert main(["run", toy_experiment, "--out", out, "--no-progress"]) == 2
+        _assert_one_line_error(capsys.readouterr().err, f"--out must name a folder, got {out!r}")
+
+    def test_out_is_a_file(self, tmp_path, toy_experiment, never_run, capsys):
+        target = tmp_path / "results"
+        target.write_text("a file")
+        assert main(["run", toy_experiment, "--out", str(target), "--no-progress"]) == 2
+        _assert_one_line_error(capsys.readouterr().err, "--out must be a folder", "is a file")
+        assert target.read_text() == "a file"
+
+    def test_parent_is_a_file(self, tmp_path, toy_experiment, never_run, capsys):
+        (tmp_path / "f").write_text("x")
+        assert main(["run", toy_experiment, "--out", str(tmp_path / "f" / "a" / "b")]) == 2
+        _assert_one_line_error(capsys.readouterr().err, "cannot be created")
+
+    def test_unwritable_folder(self, tmp_path, toy_experiment, never_run, capsys, monkeypatch):
+        # root may write anywhere, so make the probe file fail the way a read-only folder does
+        import regcourse.__main__ as cli
+
+        def denied(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(cli.tempfile, "mkstemp", denied)
+        assert main(["run", toy_experiment, "--out", str(tmp_path / "new")]) == 2
+        _assert_one_line_error(capsys.readouterr().err, "is not writable", "Permission denied")
+        assert not (tmp_path / "new").exists()  # the folder it made for the check is gone
+
+    def test_failed_run_removes_the_folders_it_made(self, tmp_path, toy_experiment, capsys):
+        out = tmp_path / "a" / "b"
+        assert main(["run", toy_experiment, "--n", "-1", "--out", str(out), "--no-progress"]) == 2
+        assert "n must be >= 0" in capsys.readouterr().err
+        assert not (tmp_path / "a").exists()
+
+
+class TestStrictJson:
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+    def test_non_finite_values_are_null(self, tmp_path, bad):
+        result = Result("zz_nan", {"lr": bad}, [{"acc": bad, "t": torch.tensor([1.0, bad])}])
+        (path,) = experiments.save(result, tmp_path, "json")
+        text = path.read_text()
+        assert "NaN" not in text and "Infinity" not in text
+        payload = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+        assert payload["options"]["lr"] is None
+        assert payload["rows"] == [{"acc": None, "t": [1.0, None]}]
+
+
+class TestAtomicSet:
+    """Table and figure are replaced together: a failure between the two renames puts
+    the old table back."""
+
+    def test_second_rename_failing_restores_the_first(self, tmp_path, monkeypatch):
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure()
+        old = Result("zz_set", {}, [{"v": 1}], figure=fig)
+        experiments.save(old, tmp_path)
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        real_replace, calls = os.replace, []
+
+        def replace_then_fail(src, dst):
+            calls.append(dst)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(experiments.os, "replace", replace_then_fail)
+        with pytest.raises(KeyboardInterrupt):
+            experiments.save(Result("zz_set", {}, [{"v": 2}], figure=fig), tmp_path)
+        after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        assert after == before  # the old pair, no temporary or backup file left
 
 
 class TestAtomicWrites:

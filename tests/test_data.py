@@ -108,7 +108,7 @@ class TestMnist1dSplit:
             (dict(n_val=-1), ValueError, r"n_val must be in \[0, 3990\], got -1"),
             (dict(n_val=3995), ValueError, r"n_val"),
             (dict(n_val=1.5), TypeError, r"n_val must be an integer"),
-            (dict(layout="nlc"), ValueError, r"layout must be one of 'flat', 'ncl', got 'nlc'"),
+            (dict(layout="nlc"), ValueError, r"layout must be one of \['flat', 'ncl'\], got 'nlc'"),
             (dict(label_noise=1.0), ValueError, r"label_noise"),
             (dict(random_labels="yes"), TypeError, r"random_labels must be a bool, got 'yes'"),
             (dict(seed=-2), ValueError, r"seed must be >= 0"),

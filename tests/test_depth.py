@@ -82,7 +82,11 @@ class TestApplyDropPathMask:
                 r"x must be a floating-point tensor",
             ),
             (dict(p=1.0), ValueError, r"p must be in \[0, 1\)"),
-            (dict(scale_by_keep="yes"), TypeError, r"scale_by_keep must be a bool, got str"),
+            (
+                dict(scale_by_keep="yes"),
+                TypeError,
+                r"scale_by_keep must be a bool, got 'yes' \(str\)",
+            ),
         ],
     )
     def test_bad_inputs(self, kwargs, error, match):
@@ -149,8 +153,8 @@ class TestDropPath:
             (dict(x=[1.0]), TypeError, r"x must be a torch.Tensor, got list"),
             (dict(x=torch.tensor(2.0)), ValueError, r"x must have a batch dimension"),
             (dict(x=torch.full((2, 2), float("inf"))), ValueError, r"x must be finite"),
-            (dict(training="no"), TypeError, r"training must be a bool, got str"),
-            (dict(scale_by_keep=0), TypeError, r"scale_by_keep must be a bool, got int"),
+            (dict(training="no"), TypeError, r"training must be a bool, got 'no' \(str\)"),
+            (dict(scale_by_keep=0), TypeError, r"scale_by_keep must be a bool, got 0 \(int\)"),
             (dict(generator=1), TypeError, r"generator must be a torch.Generator or None, got int"),
         ],
     )

@@ -103,8 +103,8 @@ class TestDropoutMask:
         [
             ((3, -1), ValueError, r"shape\[1\] must be >= 0, got -1"),
             ((3, 2.5), TypeError, r"shape\[1\] must be an integer"),
-            ("34", TypeError, r"shape must be a tuple of ints, got str"),
-            (None, TypeError, r"shape must be a tuple of ints, got NoneType"),
+            ("34", TypeError, r"shape must be an int or a tuple of ints, got str"),
+            (None, TypeError, r"shape must be an int or a tuple of ints, got NoneType"),
         ],
     )
     def test_bad_shape(self, shape, error, match):

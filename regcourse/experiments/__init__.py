@@ -20,7 +20,9 @@ import io
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +184,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _jsonable(value):
+    """Plain JSON values; NaN and ±inf become ``None`` (JSON ``null``), so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if dataclasses.is_dataclass(value):
         return _jsonable(dataclasses.asdict(value))
     if isinstance(value, dict):
@@ -189,7 +194,7 @@ def _jsonable(value):
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if hasattr(value, "tolist"):
-        return value.tolist()
+        return _jsonable(value.tolist())
     return value
 
 
@@ -208,7 +213,7 @@ def save(result: Result, folder: str | os.PathLike, fmt: str = "json") -> list[P
             "rows": _jsonable(result.rows),
             "claims": {k: bool(v) for k, v in result.claims.items()},
         }
-        data = (json.dumps(payload, indent=2) + "\n").encode()
+        data = (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode()
     else:
         buf = io.StringIO()
         columns = list(dict.fromkeys(k for row in result.rows for k in row))
@@ -224,11 +229,87 @@ def save(result: Result, folder: str | os.PathLike, fmt: str = "json") -> list[P
         buf = io.BytesIO()
         result.figure.savefig(buf, format="png", dpi=100)
         png = buf.getvalue()
-    table = folder / f"{result.name}.{fmt}"
-    _atomic_write(table, data)
-    written.append(table)
+    files = [(folder / f"{result.name}.{fmt}", data)]
     if png is not None:
-        path = folder / f"{result.name}.png"
-        _atomic_write(path, png)
-        written.append(path)
+        files.append((folder / f"{result.name}.png", png))
+    _atomic_write_all(files)
+    written.extend(path for path, _ in files)
     return written
+
+
+class _signals_deferred:
+    """Hold SIGINT and SIGTERM (main thread, where the OS supports it) until the block ends."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.active = (
+            hasattr(signal, "pthread_sigmask")
+            and threading.current_thread() is threading.main_thread()
+        )
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_BLOCK, self._SIGNALS)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self._SIGNALS)
+        return False
+
+
+def _atomic_write_all(files: list[tuple[Path, bytes]]) -> None:
+    """Write several files so that the folder holds either all the old ones or all the new ones.
+
+    Each file is first written completely to a temporary file beside it (fsynced); then,
+    with Ctrl-C and SIGTERM held back, every old file is kept as a hard-linked backup and
+    the temporary files are renamed into place. If anything fails on the way, the files
+    already replaced get their old versions back (or are removed if they are new).
+    """
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            temps.append((_write_temp(path, data), path))
+        backups: list[tuple[Path, Path | None]] = []
+        with _signals_deferred():
+            try:
+                for tmp, path in temps:
+                    backup = None
+                    if path.exists():
+                        backup = path.with_name(f".{path.name}.bak")
+                        if backup.exists():
+                            backup.unlink()
+                        os.link(path, backup)
+                    backups.append((path, backup))
+                    os.replace(tmp, path)
+            except BaseException:
+                for path, backup in reversed(backups):
+                    if backup is not None:
+                        os.rename(backup, path)  # POSIX rename replaces the target
+                    elif path.exists():
+                        path.unlink()
+                raise
+            finally:
+                for _, backup in backups:
+                    if backup is not None and backup.exists():
+                        backup.unlink()
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    """``data`` in a new temporary file in ``path``'s folder (normal permissions, fsynced)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
