@@ -39,6 +39,8 @@ __all__ = [
     "adam_init",
     "adam_l2_step",
     "adamw_step",
+    "sgd_step_",
+    "adamw_step_",
 ]
 
 #: Penalty names accepted by :func:`sgd_step`.
@@ -462,3 +464,94 @@ def adamw_step(
     """
     lr, lam, beta1, beta2, eps = _check_adam_args(w, grad, state, lr, lam, betas, eps)
     return _adam_update(w * (1 - lr * lam), grad, state, lr, beta1, beta2, eps)
+
+
+# --- in-place steps for training loops ------------------------------------------------------
+# The functions above are functional (they return new tensors and leave their inputs alone),
+# which is what a worked example wants. A training loop wants what torch.optim does: update
+# the weights and the optimizer state in place. These two do exactly that, with the same
+# arithmetic (bit for bit) as torch's default single-tensor SGD and AdamW.
+
+
+@torch.no_grad()
+def sgd_step_(w: Tensor, grad: Tensor, lr: float, lam: float = 0.0) -> Tensor:
+    r"""In place: ``w ← w − η (g + λ w)``, one step of ``torch.optim.SGD([w], lr, weight_decay=λ)``.
+
+    The in-place twin of :func:`sgd_step` with ``penalty="l2"``: ``w`` is overwritten
+    (one temporary for the total gradient, as torch makes), nothing is returned but ``w``.
+
+    Args:
+        w (Tensor): the weights, updated in place (floating point).
+        grad (Tensor): the data gradient at ``w``, same shape and dtype.
+        lr (float): the learning rate :math:`\eta > 0`.
+        lam (float): the L2 strength :math:`\lambda \ge 0`. Default: ``0.0``.
+
+    Returns:
+        Tensor: ``w`` itself.
+
+    Example:
+        >>> w = torch.tensor([0.5])
+        >>> sgd_step_(w, torch.tensor([0.2]), lr=0.1, lam=0.01) is w, w
+        (True, tensor([0.4795]))
+
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
+    """
+    check_tensor(w, "w")
+    _check_grad(grad, w)
+    lr = _check_lr(lr)
+    lam = _check_lam(lam)
+    total = grad.add(w, alpha=lam) if lam else grad
+    return w.add_(total, alpha=-lr)
+
+
+@torch.no_grad()
+def adamw_step_(
+    w: Tensor,
+    grad: Tensor,
+    state: AdamState,
+    lr: float = 1e-3,
+    lam: float = 1e-2,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> AdamState:
+    r"""In place: one AdamW step on ``w`` and on ``state.m``/``state.v``, as ``torch.optim.AdamW``.
+
+    The in-place twin of :func:`adamw_step` (same formula, same arithmetic as torch's
+    single-tensor AdamW: ``mul_``, ``lerp_``, ``mul_``/``addcmul_``, ``addcdiv_``, and two
+    temporaries for the denominator). ``w``, ``state.m`` and ``state.v`` are overwritten;
+    the returned state holds the same two tensors and the step count ``t + 1``.
+
+    Args:
+        w (Tensor): the weights, updated in place.
+        grad (Tensor): the data gradient at ``w``, same shape and dtype.
+        state (AdamState): from :func:`adam_init` or the previous step; its tensors are
+            updated in place.
+        lr (float): the learning rate :math:`\eta > 0`. Default: ``1e-3``.
+        lam (float): the decay strength :math:`\lambda \ge 0`. Default: ``1e-2`` (as torch).
+        betas (tuple of float): :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``.
+            Default: ``(0.9, 0.999)``.
+        eps (float): :math:`\epsilon \ge 0`. Default: ``1e-8``.
+
+    Returns:
+        AdamState: ``(m, v, t + 1)``, ``m`` and ``v`` being ``state``'s own tensors.
+
+    Example:
+        >>> w = torch.ones(2)
+        >>> state = adamw_step_(w, torch.ones(2), adam_init(w), lr=0.1, lam=0.0)
+        >>> w, state.t
+        (tensor([0.9000, 0.9000]), 1)
+
+    Used in:
+        chapter "Weight decay: L2, L1 and decoupled".
+    """
+    lr, lam, beta1, beta2, eps = _check_adam_args(w, grad, state, lr, lam, betas, eps)
+    m, v, t = state.m, state.v, state.t + 1
+    w.mul_(1 - lr * lam)
+    m.lerp_(grad, 1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    bias_correction1 = 1 - beta1**t
+    bias_correction2_sqrt = (1 - beta2**t) ** 0.5
+    denom = (v.sqrt() / bias_correction2_sqrt).add_(eps)
+    w.addcdiv_(m, denom, value=-lr / bias_correction1)
+    return AdamState(m, v, t)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_same_shape, check_scalar, check_tensor
+from ._checks import check_same_shape, check_scalar, check_tensor, validate_args_enabled
 
 __all__ = [
     "smooth_targets",
@@ -74,10 +74,11 @@ def _check_target(target, num_classes: int, name: str = "target") -> torch.Tenso
         )
     if target.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(target.shape)}")
-    bad = (target < 0) | (target >= num_classes)
-    if bool(bad.any()):
-        value = int(target[bad].flatten()[0])
-        raise ValueError(f"{name} must hold class indices in [0, {num_classes}), got {value}")
+    if validate_args_enabled():  # a value scan: switchable (regcourse.set_validate_args)
+        bad = (target < 0) | (target >= num_classes)
+        if bool(bad.any()):
+            value = int(target[bad].flatten()[0])
+            raise ValueError(f"{name} must hold class indices in [0, {num_classes}), got {value}")
     return target
 
 
@@ -249,17 +250,21 @@ def smoothed_cross_entropy(
             f"target must have shape {tuple(logits.shape[:-1])} to match logits of shape "
             f"{tuple(logits.shape)}, got {tuple(target.shape)}"
         )
-    # sum_k y_k (-log p_k) with y = (1 - e) onehot + e/K equals (1 - e)(-log p_y) + e mean_k(-log p_k):
-    # the value smooth_targets() gives, without building the (N, K) target matrix.
+    # sum_k y_k (-log p_k) with y = (1 - e) onehot + e/K equals (1 - e)(-log p_y) - (e/K) sum_k log p_k:
+    # the value smooth_targets() gives, without building the (N, K) target matrix. As torch
+    # does, the two terms are reduced over the batch first and scaled afterwards, so the
+    # only full-size passes are log_softmax's (forward and backward): the nll term is one
+    # gather (F.nll_loss), the smoothing term one sum over the classes.
     e = eps if variant == "uniform" else eps * num_classes / (num_classes - 1)
     log_p = F.log_softmax(logits, dim=-1)
-    nll = -log_p.gather(-1, target.long().unsqueeze(-1)).squeeze(-1)
-    loss = (1.0 - e) * nll - e * log_p.mean(dim=-1)
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+    flat_log_p, flat_target = log_p.reshape(-1, num_classes), target.reshape(-1).long()
+    if reduction == "none":
+        nll = F.nll_loss(flat_log_p, flat_target, reduction="none").reshape(target.shape)
+        return (1.0 - e) * nll - (e / num_classes) * log_p.sum(dim=-1)
+    nll = F.nll_loss(flat_log_p, flat_target, reduction=reduction)
+    smooth = log_p.sum(dim=-1)
+    smooth = smooth.mean() if reduction == "mean" else smooth.sum()
+    return (1.0 - e) * nll - (e / num_classes) * smooth
 
 
 def optimal_logit_gap(eps: float, num_classes: int, variant: str = "uniform") -> float:

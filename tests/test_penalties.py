@@ -14,12 +14,14 @@ from regcourse.penalties import (
     adam_init,
     adam_l2_step,
     adamw_step,
+    adamw_step_,
     l1_grad,
     l1_penalty,
     l1_prox_step,
     l2_grad,
     l2_penalty,
     sgd_step,
+    sgd_step_,
     shrink_path,
     soft_threshold,
 )
@@ -535,3 +537,95 @@ BAD_INPUTS = [
 def test_bad_input_raises_naming_argument_and_value(fn, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         fn(**kwargs)
+
+
+class TestSgdStepInPlace:
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    def test_bit_identical_to_torch_sgd(self, dtype):
+        w = randn(64, seed=1).to(dtype)
+        p = torch.nn.Parameter(w.clone())
+        opt = torch.optim.SGD([p], lr=0.1, weight_decay=0.01)
+        for step in range(4):
+            g = randn(64, seed=10 + step).to(dtype)
+            p.grad = g.clone()
+            opt.step()
+            sgd_step_(w, g, 0.1, 0.01)
+        assert torch.equal(w, p.detach())
+
+    def test_in_place_and_equal_to_the_functional_step(self):
+        w, g = randn(5), randn(5, seed=2)
+        expected = sgd_step(w, g, 0.1, 0.3).weight
+        out = sgd_step_(w, g, 0.1, 0.3)
+        assert out is w and torch.equal(w, expected)
+
+    def test_grad_untouched(self):
+        w, g = randn(5), randn(5, seed=2)
+        before = g.clone()
+        sgd_step_(w, g, 0.1, 0.3)
+        assert torch.equal(g, before)
+
+    @pytest.mark.parametrize(
+        "kwargs, exc, match",
+        [
+            (dict(lr=0.0), ValueError, r"lr must be > 0"),
+            (dict(lam=-1.0), ValueError, r"lam must be >= 0"),
+            (dict(grad=torch.ones(4, dtype=F64)), ValueError, r"grad"),
+            (dict(w=[1.0]), TypeError, r"w must be a torch.Tensor"),
+        ],
+    )
+    def test_bad_input(self, kwargs, exc, match):
+        args = dict(w=randn(3), grad=randn(3, seed=1), lr=0.1, lam=0.01)
+        args.update(kwargs)
+        with pytest.raises(exc, match=match):
+            sgd_step_(**args)
+
+
+class TestAdamwStepInPlace:
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    def test_bit_identical_to_torch_adamw(self, dtype):
+        w = randn(64, seed=1).to(dtype)
+        p = torch.nn.Parameter(w.clone())
+        opt = torch.optim.AdamW([p], lr=0.01, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-6)
+        state = adam_init(w)
+        for step in range(6):
+            g = randn(64, seed=20 + step).to(dtype)
+            p.grad = g.clone()
+            opt.step()
+            state = adamw_step_(w, g, state, 0.01, 0.1, betas=(0.8, 0.99), eps=1e-6)
+        assert torch.equal(w, p.detach())
+        assert torch.equal(state.m, opt.state[p]["exp_avg"])
+        assert torch.equal(state.v, opt.state[p]["exp_avg_sq"])
+        assert state.t == 6
+
+    def test_equal_to_the_functional_step(self):
+        w, g = randn(8), randn(8, seed=3)
+        ref_w, ref_state = adamw_step(w, g, adam_init(w), 0.05, 0.02)
+        state = adamw_step_(w, g, adam_init(w), 0.05, 0.02)
+        assert (
+            torch.equal(w, ref_w)
+            and torch.equal(state.m, ref_state.m)
+            and torch.equal(state.v, ref_state.v)
+        )
+
+    def test_updates_the_state_tensors_in_place(self):
+        w = randn(4)
+        state = adam_init(w)
+        m, v = state.m, state.v
+        new = adamw_step_(w, randn(4, seed=1), state)
+        assert new.m is m and new.v is v and bool((m != 0).all())
+
+    @pytest.mark.parametrize(
+        "kwargs, exc, match",
+        [
+            (dict(betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\)"),
+            (dict(betas=0.9), TypeError, r"betas must be a pair"),
+            (dict(state=(0, 0, 0)), TypeError, r"state must be an AdamState"),
+            (dict(lr=-1.0), ValueError, r"lr must be > 0"),
+        ],
+    )
+    def test_bad_input(self, kwargs, exc, match):
+        w = randn(3)
+        args = dict(w=w, grad=randn(3, seed=1), state=adam_init(w))
+        args.update(kwargs)
+        with pytest.raises(exc, match=match):
+            adamw_step_(**args)
