@@ -26,6 +26,7 @@ import torch
 __all__ = [
     "set_validate_args",
     "validate_args_enabled",
+    "layer_forward",
     "check_scalar",
     "check_bool",
     "check_choice",
@@ -63,6 +64,27 @@ def set_validate_args(value: bool) -> bool:
 def validate_args_enabled() -> bool:
     """``True`` when the value scans of :func:`set_validate_args` are on (the default)."""
     return _VALIDATE_VALUES
+
+
+def layer_forward(forward):
+    """Decorator for an ``nn.Module.forward``: no value scans during the call.
+
+    A layer runs in the hot loop of training, on activations that the previous layer
+    produced; like torch's own layers it checks shapes and dtypes but does not read
+    every entry. The functions the layers wrap keep their scans when called directly.
+    """
+    import functools
+
+    @functools.wraps(forward)
+    def wrapper(*args, **kwargs):
+        global _VALIDATE_VALUES
+        old, _VALIDATE_VALUES = _VALIDATE_VALUES, False
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            _VALIDATE_VALUES = old
+
+    return wrapper
 
 
 _BRACKETS = {"both": ("[", "]"), "left": ("[", ")"), "right": ("(", "]"), "neither": ("(", ")")}

@@ -34,6 +34,7 @@ from ._checks import (
     check_probability,
     check_scalar,
     check_tensor,
+    layer_forward,
 )
 
 __all__ = [
@@ -191,6 +192,7 @@ class DropPath(nn.Module):
         self.scale_by_keep = _check_bool(scale_by_keep, "scale_by_keep")
         self.generator = check_generator(generator)
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return drop_path(x, self.p, self.training, self.scale_by_keep, self.generator)
 
@@ -250,6 +252,7 @@ class ResidualBlock(nn.Module):
         """The probability ``1 - p`` that the block is active during training."""
         return 1.0 - self.p
 
+    @layer_forward
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x + b * f(x)`` (scaled by the mode's rule).
 

@@ -33,6 +33,7 @@ from ._checks import (
     check_scalar,
     check_shape,
     check_tensor,
+    layer_forward,
 )
 
 __all__ = [
@@ -213,6 +214,7 @@ class Dropout(nn.Module):
         self.p = _check_p(p)
         self.generator = check_generator(generator)
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training, self.generator)
 
@@ -370,6 +372,7 @@ class Dropout1d(Dropout):
         chapter "Dropout".
     """
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout1d(x, self.p, self.training, self.generator)
 
@@ -391,6 +394,7 @@ class Dropout2d(Dropout):
         chapter "Dropout".
     """
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout2d(x, self.p, self.training, self.generator)
 
@@ -580,6 +584,7 @@ class DropConnectLinear(nn.Linear):
         self.p = p
         self.generator = generator
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropconnect_linear(x, self.weight, self.bias, self.p, self.training, self.generator)
 

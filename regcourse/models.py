@@ -18,7 +18,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_choice, check_float_dtype, check_scalar, check_tensor
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_float_dtype,
+    check_scalar,
+    check_tensor,
+    layer_forward,
+)
 from ._random import seeded
 from .depth import _ACTIVATIONS, ResidualBlock, _check_mode, linear_decay_survival
 
@@ -313,6 +320,7 @@ class _AsNCL(nn.Module):
         super().__init__()
         self.in_channels = in_channels
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2 and self.in_channels == 1:
             return x.unsqueeze(1)
@@ -469,6 +477,7 @@ class ResidualMLP(nn.Module):
         """The blocks' survival probabilities (float64), first block first."""
         return torch.tensor([b.survival for b in self.blocks], dtype=torch.float64)
 
+    @layer_forward
     def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of ``x``; ``masks`` (``(num_blocks, N)``, 0/1), if given, fixes every
         block's keep decisions and computes the training-mode output with them."""

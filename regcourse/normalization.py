@@ -42,7 +42,14 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._checks import check_bool, check_float_dtype, check_generator, check_scalar, check_tensor
+from ._checks import (
+    check_bool,
+    check_float_dtype,
+    check_generator,
+    check_scalar,
+    check_tensor,
+    layer_forward,
+)
 
 __all__ = [
     "batch_norm",
@@ -310,6 +317,7 @@ class BatchNorm1d(_BatchNorm):
 
     _input_ndim: tuple[int, ...] = (2, 3)
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)  # shape and dtype only: a layer does not scan values
         if x.shape[1] != self.num_features:
@@ -523,6 +531,7 @@ class LayerNorm(nn.Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", finite=False)
         shape = self.normalized_shape
@@ -645,6 +654,7 @@ class GroupNorm(nn.Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
 
+    @layer_forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", finite=False)
         if x.dim() < 2 or x.shape[1] != self.num_channels:

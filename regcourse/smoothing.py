@@ -22,7 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_same_shape, check_scalar, check_tensor, validate_args_enabled
+from ._checks import (
+    check_same_shape,
+    check_scalar,
+    check_tensor,
+    layer_forward,
+    validate_args_enabled,
+)
 
 __all__ = [
     "smooth_targets",
@@ -362,6 +368,7 @@ class LabelSmoothingLoss(nn.Module):
         self.reduction = _check_reduction(reduction)
         self.variant = _check_variant(variant)
 
+    @layer_forward
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
         return smoothed_cross_entropy(input, target, self.eps, self.reduction, variant=self.variant)
 

@@ -143,6 +143,25 @@ class TestValidateArgs:
         finally:
             set_validate_args(old)
 
+    def test_layers_do_not_scan_values(self):
+        """A layer's forward skips the scans (as torch's layers do); its function keeps them."""
+        from regcourse.dropout import Dropout, dropout
+        from regcourse.normalization import BatchNorm1d
+
+        x = torch.tensor([[float("nan"), 1.0], [2.0, 3.0]])
+        with pytest.raises(ValueError, match=r"x must be finite"):
+            dropout(x, 0.5)
+        assert torch.isnan(Dropout(0.5).eval()(x)).any()  # passed through, like nn.Dropout
+        assert torch.isnan(BatchNorm1d(2)(x)).any()  # like nn.BatchNorm1d
+        assert validate_args_enabled() is True  # restored after the forward
+
+    def test_scans_restored_after_a_failing_forward(self):
+        from regcourse.normalization import BatchNorm1d
+
+        with pytest.raises(ValueError, match=r"x must have 3 channels"):
+            BatchNorm1d(3)(torch.randn(4, 2))
+        assert validate_args_enabled() is True
+
     def test_needs_a_bool(self):
         with pytest.raises(TypeError, match=r"value must be a bool, got 'off'"):
             set_validate_args("off")
