@@ -24,7 +24,12 @@ PDF = Path(os.environ.get("REGCOURSE_PDF", REPO / "_build" / "pdf" / "regcourse.
 SINGLE = Path(os.environ.get("REGCOURSE_SINGLEHTML", PDF.parent.parent / "singlehtml"))
 
 RAW_TEX = ["\\(", "\\)", "\\[", "\\]", "$$", "\\frac", "\\begin{"]
-RAW_MERMAID = ["graph LR", "graph TD", "flowchart", "-->", "subgraph"]
+# mermaid's own syntax: a diagram header, a node with its label, a style line
+RAW_MERMAID = [
+    r"\b(graph|flowchart)\s+(LR|RL|TD|TB|BT)\b",
+    r'\w+\["[^"]*"\]\s*-\.?->',
+    r"\bstyle \w+ fill:#",
+]
 
 
 @cache
@@ -83,10 +88,21 @@ def test_every_chapter_title_is_in_it_in_order():
     assert not missing, f"chapter titles not found in {PDF} (in reading order): {missing}"
 
 
-@pytest.mark.parametrize("raw", RAW_TEX + RAW_MERMAID)
-def test_no_raw_source_left(raw):
+@pytest.mark.parametrize("raw", RAW_TEX)
+def test_no_raw_tex_left(raw):
     hits = [i + 1 for i, text in enumerate(page_texts()) if raw in text]
-    assert not hits, f"{raw!r} printed on pages {hits[:10]} of {PDF}: not typeset/drawn"
+    assert not hits, f"{raw!r} printed on pages {hits[:10]} of {PDF}: not typeset"
+
+
+@pytest.mark.parametrize("pattern", RAW_MERMAID)
+def test_no_raw_diagram_source_left(pattern):
+    hits = [i + 1 for i, text in enumerate(page_texts()) if re.search(pattern, text)]
+    assert not hits, f"mermaid source ({pattern}) printed on pages {hits[:10]} of {PDF}"
+
+
+def test_raw_diagram_patterns_match_mermaid_source():
+    source = 'graph LR FULL["Full network"] -->|"mask"| DROP["Thinned"] style FULL fill:#4a9eff'
+    assert all(re.search(p, source) for p in RAW_MERMAID)
 
 
 def _internal_links():
@@ -123,24 +139,58 @@ def test_internal_links_work():
     assert not broken, f"{len(broken)} of {links} internal links broken: {broken[:10]}"
 
 
+def _link_targets() -> list[tuple[int, int]]:
+    """(page of the link, page it goes to) for every internal link, 0-based."""
+    r = reader()
+    pages = {p.indirect_reference: i for i, p in enumerate(r.pages)}
+    named = r.named_destinations
+    found = []
+    for number, page in enumerate(r.pages):
+        for annot in page.get("/Annots") or []:
+            annot = annot.get_object()
+            if annot.get("/Subtype") != "/Link":
+                continue
+            dest, action = annot.get("/Dest"), annot.get("/A")
+            if action is not None and action.get_object().get("/S") == "/GoTo":
+                dest = action.get_object().get("/D")
+            if dest is None:
+                continue
+            if not isinstance(dest, list) and not hasattr(dest, "indirect_reference"):
+                dest = named.get(str(dest))
+                target = r.get_destination_page_number(dest) if dest is not None else None
+            else:
+                target = pages.get(dest[0].indirect_reference) if len(dest) else None
+            if target is not None:
+                found.append((number, target))
+    return found
+
+
 def test_contents_and_outline_list_every_chapter():
     r = reader()
+    outline = []
 
     def walk(items):
         for item in items:
             if isinstance(item, list):
-                yield from walk(item)
+                walk(item)
             else:
-                yield norm(item.title)
+                outline.append(
+                    (norm(item.title).replace(" ", ""), r.get_destination_page_number(item))
+                )
 
-    outline = list(walk(r.outline))
-    contents = page_texts()[0] + " " + page_texts()[1]
+    walk(r.outline)
+    chapters = {}
     for title in chapter_titles()[1:]:
-        assert title in contents, f"{title!r} not in the printed contents"
         # Chromium's outline drops the space where a heading wrapped: compare without spaces
-        squeezed = title.replace(" ", "")
-        assert any(squeezed in entry.replace(" ", "") for entry in outline), (
-            f"{title!r} not in the PDF outline"
+        pages = [page for entry, page in outline if title.replace(" ", "") in entry]
+        assert pages, f"{title!r} not in the PDF outline"
+        chapters[title] = pages[0]
+    contents = range(min(chapters.values()))  # the pages before the first chapter
+    links = _link_targets()
+    for title, page in chapters.items():
+        assert title in page_texts()[page], f"outline entry {title!r} goes to page {page + 1}"
+        assert any(src in contents and dest == page for src, dest in links), (
+            f"the printed contents has no link to {title!r} (page {page + 1})"
         )
 
 

@@ -501,6 +501,7 @@ INSPECT = r"""async () => {
   }).filter(Boolean);
   return {
     mjx: document.querySelectorAll('mjx-container').length,
+    assistiveMml: document.querySelectorAll('mjx-container mjx-assistive-mml math').length,
     merror: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 80)),
     text,
     diagrams,
@@ -575,9 +576,13 @@ MIN_DIAGRAM_FILL = 0.5  # a frame at least half filled by its drawing
 DARK_MODE = "localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');"
 
 
-def _open(browser, server, page: str, *, dark: bool = False) -> tuple[_Visit, _Page]:
+def _open(
+    browser, server, page: str, *, dark: bool = False, init: str = ""
+) -> tuple[_Visit, _Page]:
     """Open ``page`` (following index.html's redirect) and wait for MathJax and mermaid."""
     visit, doc = _Visit(browser, server), parse(page)
+    if init:
+        visit.page.add_init_script(init)
     if dark:
         visit.page.add_init_script(DARK_MODE)
         # dark mode changes colours, not typesetting: skip MathJax's costly speech
@@ -683,6 +688,11 @@ def test_page_renders_in_the_browser(page, browser, server):
             problems.append(f"MathJax {seen['mathjax']} on a page with {doc.math} formulas")
         elif result["mjx"] < doc.math:
             problems.append(f"only {result['mjx']} of {doc.math} formulas typeset by MathJax")
+        elif result["assistiveMml"] < result["mjx"]:  # what screen readers read by default
+            problems.append(
+                f"only {result['assistiveMml']} of {result['mjx']} formulas carry "
+                "MathML for screen readers (MathJax's assistive MathML)"
+            )
     problems += [f"MathJax error: {e}" for e in result["merror"]]
     raw = sorted({m.group(0)[:60] for m in RAW_MATH.finditer(result["text"])})
     if raw:
@@ -837,11 +847,20 @@ def test_solution_dropdowns_open_with_the_keyboard(browser, server):
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
+MATHJAX_EXPLORER_ON = (
+    "localStorage.setItem('MathJax-Menu-Settings', JSON.stringify({explorer: true}));"
+)
+
+
 def test_math_is_spoken_and_explorable_offline(browser, server):
     require_site()
     page = next((p for p in PAGES if p != NOT_BUILT and parse(p).math > 5), None)
     assert page, "no page with formulas"
-    visit, _ = _open(browser, server, page)
+    # The explorer and its speech text are off by default (they cost every reader the
+    # speech rule engine's time on every page); a reader turns them on in MathJax's menu
+    # (right-click a formula: Accessibility > Explorer), which MathJax keeps in
+    # localStorage. The same setting here: everything must then load from the site.
+    visit, _ = _open(browser, server, page, init=MATHJAX_EXPLORER_ON)
     loaded = []
     visit.page.on("requestfinished", lambda r: loaded.append(r.url))
     try:
