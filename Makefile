@@ -29,7 +29,7 @@ help:
 	@echo "make serve      serve the built site on http://127.0.0.1:$(PORT)/"
 	@echo "make notebooks  re-execute the chapters in place (refreshes their committed outputs)"
 	@echo "make student    the chapters without solutions, into student/"
-	@echo "make grade      grade a submission: make grade SUBMISSION=path/to/notebook.ipynb"
+	@echo "make grade      grade a submission: make grade SUBMISSION=path/to/notebook.ipynb, or a class: SUBMISSIONS=folder/"
 	@echo "make bench      speed against torch, chapter times, book build (writes bench/results.md)"
 	@echo "make dist       the package's wheel and sdist, into dist/"
 	@echo "make requirements  re-pin requirements/*.txt and binder/requirements.txt (pip-tools)"
@@ -191,12 +191,24 @@ bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # --- coursework (coursework/, book/instructor_guide.md) -----------------------
-# Student versions of the chapters (solutions and outputs removed) into student/.
+# Student versions of the chapters (solutions and outputs removed) into student/; with
+# ROSTER=roster.csv (an `id` column) one folder student/<id>/ per student, with their own
+# numbers in the exercises that have variants (the course secret in COURSEWORK_SECRET or
+# SECRET_FILE=path; see book/instructor_guide.md). TESTS_DIR=private/tests for your own hidden tests.
 student: install
-	$(BIN)/python -m coursework student --out student $(NOTEBOOKS)
+	$(BIN)/python -m coursework student --out student $(if $(ROSTER),--roster "$(ROSTER)") $(if $(SECRET_FILE),--secret-file "$(SECRET_FILE)") $(if $(TESTS_DIR),--tests-dir "$(TESTS_DIR)") $(NOTEBOOKS)
 
-# Grade one submission with the hidden tests, in the bubblewrap sandbox (apt-get install bubblewrap):
+# Grade with the hidden tests, in the bubblewrap sandbox (apt-get install bubblewrap):
 # make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json] [NO_SANDBOX=1 for trusted code only]
+# make grade SUBMISSIONS=inbox/ [ROSTER=roster.csv] [JOBS=2] [GRADEBOOK=grades/grades.csv] [REPORTS=grades/reports]
+# (a whole class: a gradebook row and reports per student; run it again to resume or after changes)
+GRADEBOOK ?= grades/grades.csv
+REPORTS   ?= grades/reports
+JOBS      ?= 2
 grade: install
-	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json] [NO_SANDBOX=1]"; exit 2; }
-	$(BIN)/python -m coursework grade "$(SUBMISSION)" $(if $(JSON),--json "$(JSON)") $(if $(NO_SANDBOX),--no-sandbox)
+	@test -n "$(SUBMISSION)$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [JSON=report.json] [NO_SANDBOX=1]"; echo "   or: make grade SUBMISSIONS=folder/ [ROSTER=roster.csv] [JOBS=2] [GRADEBOOK=...] [REPORTS=...]"; exit 2; }
+ifneq ($(SUBMISSIONS),)
+	$(BIN)/python -m coursework grade $(SUBMISSIONS) --gradebook "$(GRADEBOOK)" --reports "$(REPORTS)" --jobs $(JOBS) $(if $(ROSTER),--roster "$(ROSTER)") $(if $(TESTS_DIR),--tests-dir "$(TESTS_DIR)") $(if $(SECRET_FILE),--secret-file "$(SECRET_FILE)") $(if $(NO_SANDBOX),--no-sandbox)
+else
+	$(BIN)/python -m coursework grade "$(SUBMISSION)" $(if $(JSON),--json "$(JSON)") $(if $(TESTS_DIR),--tests-dir "$(TESTS_DIR)") $(if $(SECRET_FILE),--secret-file "$(SECRET_FILE)") $(if $(NO_SANDBOX),--no-sandbox)
+endif

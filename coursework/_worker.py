@@ -13,8 +13,9 @@ honest submissions, and to set the limits before any student code runs.
 Lifecycle of a worker:
 
 1. Set the resource limits (memory, processes, file size, open files, CPU time),
-   make itself the first choice of the out-of-memory killer, and close every
-   inherited file descriptor except the channel.
+   make itself the first choice of the out-of-memory killer, close every
+   inherited file descriptor except the channel, and start a thread that exits the
+   worker as soon as the grader's end of the request pipe closes.
 2. Import matplotlib and IPython, then lock the process down with Landlock where
    the kernel has it (read only system and package folders, write only the
    scratch folder, no TCP, no signals or abstract sockets outside).
@@ -560,10 +561,33 @@ def _has_contents(cell) -> bool:
     return True
 
 
+def watch_grader(fd: int) -> None:
+    """Exit as soon as the grader is gone (every writer of the request pipe closed), even mid-import.
+
+    bubblewrap's --die-with-parent ends the sandbox when the grader dies, except when the grader
+    is killed while the sandbox is still being set up (before bwrap asked for that signal): then
+    this thread ends the worker within moments instead of after its imports.
+    """
+    import threading
+
+    def watch():
+        poller = select.poll()
+        poller.register(fd, 0)   # only POLLHUP, POLLERR and POLLNVAL are reported
+        while True:
+            for _, event in poller.poll():
+                if event & select.POLLNVAL:
+                    return
+                if event & (select.POLLHUP | select.POLLERR):
+                    os._exit(0)
+
+    threading.Thread(target=watch, name="watch-grader", daemon=True).start()
+
+
 def main(config: dict) -> None:
     fds = config["fds"]
     apply_limits(config.get("limits", {}), processes=bool(config.get("pidns")))
     close_other_fds({0, 1, 2, fds["req"], fds["rep"], fds["ctl"]})
+    watch_grader(fds["req"])
     worker = Worker(config)
     layer = worker.setup()
     worker.send({"id": config["ready"], "ready": True, "landlock": layer})

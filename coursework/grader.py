@@ -15,7 +15,9 @@ check that bubblewrap works.
 from __future__ import annotations
 
 import ast
+import copy
 import errno
+import hashlib
 import fcntl
 import importlib
 import importlib.util
@@ -36,10 +38,21 @@ from .protocol import BadReply, LineReader, clean_text, decode_value, parse_repl
 from .sandbox import Limits, SandboxUnavailable
 from .spec import Chapter, NotAnswered
 
-__all__ = ["grade", "format_report", "load_chapters", "Limits", "GradingError", "NoSandbox",
-           "StudentError", "StudentTimeout"]
+__all__ = ["grade", "format_report", "load_chapters", "Limits", "GradingError", "Malformed", "NoSandbox",
+           "Refused", "Cancelled", "StudentError", "StudentTimeout", "VERSION"]
 
 TESTS_DIR = Path(__file__).resolve().parent / "tests"
+
+
+def _source_digest() -> str:
+    """The grader's version for result caches: a digest of its own source files (not the hidden tests)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+VERSION = _source_digest()
 STARTUP_TIMEOUT = 120.0   # seconds for a worker to import IPython and matplotlib on a busy machine
 END_TIMEOUT = 10.0        # seconds for the worker to confirm that a test's child is gone
 MAX_NOTEBOOK = 64 << 20   # bytes of a submitted notebook
@@ -53,6 +66,22 @@ class GradingError(RuntimeError):
 
 class NoSandbox(GradingError):
     """No sandbox can be made here, and grading without one was not asked for."""
+
+
+class Refused(GradingError):
+    """The submission is refused unread: a symbolic link, not a regular file, too large, or of no known chapter."""
+
+
+class Malformed(GradingError):
+    """The submission is not a notebook the grader can read (not UTF-8 JSON, or not shaped like a notebook)."""
+
+
+class Cancelled(BaseException):
+    """Grading was stopped from outside (``cancel`` was set: Ctrl-C or a kill of a class run).
+
+    A BaseException, like KeyboardInterrupt, so that no handler for a student's failure
+    takes it for one: a cancelled grading has no result.
+    """
 
 
 class StudentError(AssertionError):
@@ -115,16 +144,16 @@ def read_submission(path: Path) -> dict:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise GradingError(f"{shown} is a symbolic link: refused (submit the notebook file itself)") from None
+            raise Refused(f"{shown} is a symbolic link: refused (submit the notebook file itself)") from None
         if exc.errno == errno.ENOENT:
-            raise GradingError(f"no such notebook: {shown}") from None
-        raise GradingError(f"cannot open {shown}: {exc.strerror}") from None
+            raise Refused(f"no such notebook: {shown}") from None
+        raise Refused(f"cannot open {shown}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise GradingError(f"{shown} is not a regular file: refused")
+            raise Refused(f"{shown} is not a regular file: refused")
         if info.st_size > MAX_NOTEBOOK:
-            raise GradingError(f"{shown} is larger than {MAX_NOTEBOOK >> 20} MB: refused")
+            raise Refused(f"{shown} is larger than {MAX_NOTEBOOK >> 20} MB: refused")
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         chunks, size = [], 0
         while size <= MAX_NOTEBOOK:
@@ -136,41 +165,41 @@ def read_submission(path: Path) -> dict:
     finally:
         os.close(fd)
     if size > MAX_NOTEBOOK:
-        raise GradingError(f"{shown} is larger than {MAX_NOTEBOOK >> 20} MB: refused")
+        raise Refused(f"{shown} is larger than {MAX_NOTEBOOK >> 20} MB: refused")
     try:
         nb = json.loads(b"".join(chunks).decode("utf-8"))
     except UnicodeDecodeError:
-        raise GradingError(f"{shown} is not a notebook: not UTF-8 text") from None
+        raise Malformed(f"{shown} is not a notebook: not UTF-8 text") from None
     except RecursionError:
-        raise GradingError(f"{shown} is not a notebook: JSON nested too deeply") from None
+        raise Malformed(f"{shown} is not a notebook: JSON nested too deeply") from None
     except ValueError as exc:
-        raise GradingError(f"{shown} is not a notebook: not JSON ({clean_text(str(exc), 100)})") from None
+        raise Malformed(f"{shown} is not a notebook: not JSON ({clean_text(str(exc), 100)})") from None
     if not isinstance(nb, dict):
-        raise GradingError(f"{shown} is not a notebook: the JSON is not an object")
+        raise Malformed(f"{shown} is not a notebook: the JSON is not an object")
     cells = nb.get("cells")
     if not isinstance(cells, list):
-        raise GradingError(f"{shown} is not a notebook: it has no list of cells")
+        raise Malformed(f"{shown} is not a notebook: it has no list of cells")
     if len(cells) > MAX_CELLS:
-        raise GradingError(f"{shown} has more than {MAX_CELLS} cells: refused")
+        raise Malformed(f"{shown} has more than {MAX_CELLS} cells: refused")
     if "metadata" in nb and not isinstance(nb["metadata"], dict):
-        raise GradingError(f"{shown} is not a notebook: its metadata is not an object")
+        raise Malformed(f"{shown} is not a notebook: its metadata is not an object")
     total = 0
     for i, cell in enumerate(cells):
         if not isinstance(cell, dict):
-            raise GradingError(f"{shown} is not a notebook: cell {i} is not an object")
+            raise Malformed(f"{shown} is not a notebook: cell {i} is not an object")
         if not isinstance(cell.get("cell_type"), str):
-            raise GradingError(f"{shown} is not a notebook: cell {i} has no cell_type")
+            raise Malformed(f"{shown} is not a notebook: cell {i} has no cell_type")
         src = cell.get("source", "")
         if isinstance(src, list) and all(isinstance(s, str) for s in src):
             src = "".join(src)
         if not isinstance(src, str):
-            raise GradingError(f"{shown} is not a notebook: the source of cell {i} is not text")
+            raise Malformed(f"{shown} is not a notebook: the source of cell {i} is not text")
         if "metadata" in cell and not isinstance(cell["metadata"], dict):
-            raise GradingError(f"{shown} is not a notebook: the metadata of cell {i} is not an object")
+            raise Malformed(f"{shown} is not a notebook: the metadata of cell {i} is not an object")
         if cell["cell_type"] == "code":
             total += len(src)
     if total > MAX_CODE:
-        raise GradingError(f"{shown} has more than {MAX_CODE >> 20} M characters of code: refused")
+        raise Malformed(f"{shown} has more than {MAX_CODE >> 20} M characters of code: refused")
     return nb
 
 
@@ -182,7 +211,7 @@ def _source(cell: dict) -> str:
 def find_chapter(nb: dict, path: Path, chapters: dict[str, Chapter], name: str | None) -> Chapter:
     if name is not None:
         if name not in chapters:
-            raise GradingError(f"no hidden tests for chapter {clean_text(name, 100)!r}; "
+            raise Refused(f"no hidden tests for chapter {clean_text(name, 100)!r}; "
                                f"known: {', '.join(sorted(chapters))}")
         return chapters[name]
     meta = nb.get("metadata", {}).get("coursework", {}) if isinstance(nb.get("metadata"), dict) else {}
@@ -194,7 +223,7 @@ def find_chapter(nb: dict, path: Path, chapters: dict[str, Chapter], name: str |
         return matches[0]
     if path.stem in chapters:
         return chapters[path.stem]
-    raise GradingError(f"cannot tell which chapter {clean_text(str(path), 200)} is; pass --chapter "
+    raise Refused(f"cannot tell which chapter {clean_text(str(path), 200)} is; pass --chapter "
                        f"(one of {', '.join(sorted(chapters))})")
 
 
@@ -228,6 +257,11 @@ class Options:
     deadline: float           # time.monotonic() at which the whole notebook's time is up
     notebook_timeout: float
     hidden: Path
+    cancel: object = None     # a threading.Event: set, every wait raises Cancelled
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
 
 
 def _nonblocking(fd: int) -> None:
@@ -296,6 +330,9 @@ class Worker:
         deadline = min(time.monotonic() + STARTUP_TIMEOUT, opts.deadline)
         try:
             hello = self._wait({ready}, deadline)[1]
+        except Cancelled:
+            self.close()
+            raise
         except (StudentTimeout, WorkerDied) as exc:
             tail = clean_text(bytes(self.output[-600:]).decode("utf-8", "replace"), 400)
             self.close()
@@ -324,6 +361,7 @@ class Worker:
     def _write(self, fd: int, message: dict, deadline: float) -> None:
         data = (json.dumps(message) + "\n").encode()
         while data:
+            self.opts.check_cancel()
             if not self.alive:
                 raise WorkerDied("the worker is gone")
             try:
@@ -343,6 +381,7 @@ class Worker:
         """The next reply that carries one of ``ids``, before ``deadline``; everything else is skipped."""
         watch_out = True
         while True:
+            self.opts.check_cancel()
             if not self.alive:
                 raise WorkerDied("the worker is gone")
             remaining = deadline - time.monotonic()
@@ -434,8 +473,11 @@ class Worker:
 class Student:
     """What a hidden test sees of the submission: its values and functions, by name."""
 
-    def __init__(self, worker: Worker, deadline: float):
+    def __init__(self, worker: Worker, deadline: float, variant: dict | None = None):
         self._worker, self._deadline = worker, deadline
+        #: this submission's numbers for the exercise being graded (``Exercise.variants``): the
+        #: student's own, drawn from their id, or the published ones; {} for an exercise without variants
+        self.variant = copy.deepcopy(variant or {})
 
     def _ask(self, message: dict):
         reply = self._worker.request(message, self._deadline)
@@ -496,6 +538,7 @@ class Submission:
         self.workers_started = 0
 
     def _deadline(self, limit: float) -> float:
+        self.opts.check_cancel()
         now = time.monotonic()
         if now >= self.opts.deadline:
             raise NotebookTimeout()
@@ -761,7 +804,7 @@ def _runtime_uses(info: dict, name: str, forbid) -> list[str]:
     return why
 
 
-def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None) -> dict:
+def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None, variant: dict | None = None) -> dict:
     limit = ex.timeout if ex.timeout is not None else timeout
     start = time.monotonic()
     deadline = min(start + limit, sub.opts.deadline)
@@ -779,24 +822,27 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None)
             if sub.worker is None or not sub.worker.alive:
                 sub.start(len(sub.cells))
             sub.worker.fork(deadline)
-            result = func(Student(sub.worker, deadline))
+            result = func(Student(sub.worker, deadline, variant))
         except NotebookTimeout:
             timed_out = True
-            entry["message"] = not_run_message()
+            entry["message"], entry["outcome"] = not_run_message(), "timeout"
         except GradingError:
             raise   # the grader itself cannot go on (a worker that does not start): not the student's failure
         except StudentTimeout:
             timed_out = True
+            entry["outcome"] = "timeout"
             entry["message"] = (not_run_message() if time.monotonic() >= sub.opts.deadline
                                 else f"time limit of {limit:g} s exceeded (an endless loop?)")
-        except (NotAnswered, StudentError, WorkerDied) as exc:
+        except WorkerDied as exc:
+            entry["message"], entry["outcome"] = clean_text(str(exc), 1000), "crashed"
+        except (NotAnswered, StudentError) as exc:
             entry["message"] = clean_text(str(exc), 1000)
         except AssertionError as exc:
             entry["message"] = clean_text(str(exc), 1000) or "wrong result"
         except Exception as exc:
             entry["message"] = clean_text(f"wrong kind of value ({type(exc).__name__}: {exc})", 500)
         else:
-            entry["passed"] = True
+            entry["passed"], entry["outcome"] = True, "passed"
         finally:
             if sub.worker is not None and sub.worker.alive:
                 try:
@@ -808,11 +854,12 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None)
         return result
 
     for test in ex.tests:
-        entry = {"name": test.name, "points": test.points, "score": 0.0, "passed": False, "message": ""}
+        entry = {"name": test.name, "points": test.points, "score": 0.0, "passed": False, "message": "",
+                 "outcome": "failed"}
         results.append(entry)
         if timed_out or time.monotonic() >= deadline:
             timed_out = True
-            entry["message"] = not_run_message()
+            entry["message"], entry["outcome"] = not_run_message(), "timeout"
             continue
         run(test.func, entry)
         if entry["passed"]:
@@ -844,7 +891,7 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None)
     status = "timeout" if timed_out else ("full" if score == ex.max_score else "partial" if score else "zero")
     return {"label": ex.label, "title": ex.title, "score": score, "max_score": ex.max_score,
             "status": status, "time_limit": limit, "note": "; ".join(notes) or None, "review": review,
-            "manual": ex.manual, "tests": results}
+            "manual": ex.manual, "variant": variant if ex.draw is not None else None, "tests": results}
 
 
 def _positive(name: str, value) -> float:
@@ -861,7 +908,8 @@ def _positive(name: str, value) -> float:
 
 def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeout: float = 120.0,
           notebook_timeout: float = 900.0, sandbox: bool = True, limits: Limits | None = None,
-          tests_dir: Path = TESTS_DIR) -> dict:
+          tests_dir: Path = TESTS_DIR, student: str | None = None, secret: bytes | None = None,
+          cancel=None, chapters: dict | None = None) -> dict:
     """Grade the notebook at ``path``; return the report (documented in the instructor guide).
 
     Args:
@@ -877,10 +925,21 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
             plain process, for trusted code only.
         limits: resource limits of the worker (:class:`Limits`; the defaults suit every chapter).
         tests_dir: the folder of hidden tests.
+        student: the student's id (from the roster or the file name). With ``secret``,
+            exercises with variants are graded against this student's own numbers;
+            without, against the numbers the notebook's signed record names (if its
+            signature holds), else the published ones.
+        secret: the course secret (bytes, :func:`coursework.variants.load_secret`).
+        cancel: a ``threading.Event``; once set, grading stops with :class:`Cancelled`
+            (its worker killed), so a class run can be interrupted cleanly.
+        chapters: the loaded hidden tests (:func:`load_chapters` of ``tests_dir``), to
+            load them once for many submissions.
 
     Raises:
-        GradingError: the submission cannot be graded (one-line reason); NoSandbox
-            (a GradingError) when no sandbox is available and ``sandbox`` is true.
+        GradingError: the submission cannot be graded (one-line reason): :class:`Refused`
+            (a symbolic link, not a file, too large, no known chapter), :class:`Malformed`
+            (not a notebook), :class:`NoSandbox` (no sandbox is available and ``sandbox`` is
+            true), or a plain GradingError (the worker could not start).
 
     Safe to call from several threads or processes at once.
     """
@@ -890,10 +949,15 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
     limits = Limits() if limits is None else limits
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a coursework.grader.Limits, got {type(limits).__name__}")
+    if student is not None and (not isinstance(student, str) or not student.strip()):
+        raise ValueError(f"student must be a non-empty str, got {student!r}")
+    if secret is not None and (not isinstance(secret, bytes) or not secret):
+        raise TypeError(f"secret must be non-empty bytes (see coursework.variants.load_secret), got "
+                        f"{type(secret).__name__}")
     path = Path(path)
     started = time.monotonic()
     nb = read_submission(path)
-    chapters = load_chapters(tests_dir)
+    chapters = load_chapters(tests_dir) if chapters is None else chapters
     spec = find_chapter(nb, path, chapters, chapter)
     hidden = Path(tests_dir).resolve()
     description = "none (--no-sandbox)"
@@ -907,9 +971,11 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
         if inside:
             raise GradingError(f"the hidden tests folder {hidden} would be readable in the sandbox (through "
                                f"{inside}): keep it outside the Python installation and the package")
+    variant = _variant_of(nb, spec, student, secret)
     cells = _code_cells(nb)
     opts = Options(sandbox=bool(sandbox), limits=limits, cell_timeout=cell_timeout,
-                   deadline=started + notebook_timeout, notebook_timeout=notebook_timeout, hidden=hidden)
+                   deadline=started + notebook_timeout, notebook_timeout=notebook_timeout, hidden=hidden,
+                   cancel=cancel)
     sub = Submission(cells, opts)
     exercises = []
     landlock = ""
@@ -924,16 +990,25 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
             landlock = sub.worker.landlock
         source = _Source(cells) if any(ex.forbid for ex in spec.exercises.values()) else None
         for ex in spec.exercises.values():
-            exercises.append(_grade_exercise(sub, ex, timeout, source))
+            exercises.append(_grade_exercise(sub, ex, timeout, source, variant["exercises"].get(ex.label)))
             if sub.worker is not None and sub.worker.landlock:
                 landlock = sub.worker.landlock
     finally:
         sub.close()
     if sandbox and landlock:
         description += f" + {landlock}"
+    cell_states = {c.status for c in cells}
+    outcomes = {t["outcome"] for e in exercises for t in e["tests"]}
+    if "timeout" in cell_states or "timeout" in outcomes or any(e["status"] == "timeout" for e in exercises):
+        status = "timed out"
+    elif "crashed" in cell_states or "crashed" in outcomes:
+        status = "crashed"
+    else:
+        status = "graded"
     return {
         "submission": str(path),
         "chapter": spec.name,
+        "status": status,
         "score": sum(e["score"] for e in exercises),
         "max_score": sum(e["max_score"] for e in exercises),
         "sandbox": description,
@@ -942,9 +1017,48 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
                    "disk": limits.disk, "output": limits.output},
         "exercises": exercises,
         "manual": [{"label": e["label"], "what": e["manual"]} for e in exercises if e["manual"]],
+        "review": [e["label"] for e in exercises if e.get("review")],
+        "variant": variant if variant["exercises"] else None,
         "cells": [{"cell": c.index, "status": c.status, "error": c.error} for c in cells],
         "workers_started": sub.workers_started,
     }
+
+
+def _variant_of(nb: dict, spec: Chapter, student: str | None, secret: bytes | None) -> dict:
+    """Which numbers each variant exercise of ``spec`` is graded against, and what the notebook says.
+
+    The student's own numbers (from ``student`` and ``secret``) always win; a notebook whose
+    signed record names another student, a record that was altered, or variant cells that
+    hold other numbers get a note (the record and the cells are the student's text).
+    """
+    from . import variants as _variants
+    from .notebook import submitted_variant_values
+
+    declared = [label for label, ex in spec.exercises.items() if ex.draw is not None]
+    meta = nb.get("metadata", {}).get("coursework") if isinstance(nb.get("metadata"), dict) else None
+    data = meta.get("variant") if isinstance(meta, dict) else None
+    status, named = _variants.verify_record(data, secret, spec.name)
+    notes = []
+    if student is not None and secret is not None:
+        source = "the student's id"
+    elif student is None and secret is not None and status == "valid":
+        student, source = named, "the notebook's signed record"
+    else:
+        source = "published (no course secret)" if secret is None else "published (no student id)"
+    exercises = _variants.chapter_values(spec, student if secret else None, secret) if declared else {}
+    if declared:
+        if status == "invalid":
+            notes.append("the notebook's variant record was altered or signed with another secret")
+        elif status == "valid" and named != student:
+            notes.append(f"this notebook was issued to another student ({clean_text(named, 100)!r})")
+        elif status == "malformed":
+            notes.append("the notebook's variant record is malformed")
+        shown = submitted_variant_values(nb)
+        for label, values in exercises.items():
+            if label in shown and shown[label] != values:
+                notes.append(f"the numbers in the variant cell of {label} are not the ones graded "
+                             f"({clean_text(repr(shown[label]), 200)} instead of {clean_text(repr(values), 200)})")
+    return {"student": student, "source": source, "record": status, "exercises": exercises, "notes": notes}
 
 
 def sandbox_check() -> str:
@@ -981,6 +1095,14 @@ def format_report(report: dict) -> str:
 
     lines = [f"chapter {report['chapter']} (sandbox: {report['sandbox']})", "  submission:"]
     lines += _fenced(report["submission"])
+    variant = report.get("variant")
+    if variant:
+        lines.append(f"  numbers of {', '.join(variant['exercises'])}: {variant['source']}")
+        if variant.get("student"):
+            lines += _fenced(f"student {variant['student']}")
+        for note in variant.get("notes", []):
+            lines.append("           ! check by hand:")
+            lines += _fenced(note)
     for e in report["exercises"]:
         lines.append(f"  {e['label']:<8} {e['title'][:44]:<44} {pts(e['score']):>4} / {pts(e['max_score'])}")
         for t in e["tests"]:

@@ -72,10 +72,39 @@ class Exercise:
     forbid: tuple[str, ...] = ()
     manual: str | None = None
     tests: list[Test] = field(default_factory=list)
+    draw: Callable | None = None        # see :meth:`variants`
+    published: dict | None = None       # the numbers the book shows
 
     @property
     def max_score(self) -> float:
         return sum(t.points for t in self.tests)
+
+    def variants(self, draw: Callable, *, published: dict) -> Callable:
+        """Give each student their own numbers for this exercise.
+
+        ``draw(rng)`` returns the exercise's inputs as a dict of plain Python literals
+        (numbers, strings, bools, None, and lists or tuples of them), drawn from
+        ``rng``, a :class:`random.Random` seeded from the student's id and the course
+        secret (``coursework/variants.py``). ``published`` is the dict the book's
+        variant cell holds (the cell with ``metadata.regcourse.variant = <label>``, see
+        CONTRIBUTING.md); students without a variant, and the book itself, are graded
+        against it. A draw equal to ``published`` is drawn again, so a solution copied
+        from the book never fits a variant.
+
+        A test reads the numbers of the submission it grades as ``student.variant``
+        (a dict, a copy) and computes the expected answer from them.
+        """
+        from .variants import check_values
+
+        if not callable(draw):
+            raise TypeError(f"{self.label}: draw must be a function of rng, got {type(draw).__name__}")
+        if self.draw is not None:
+            raise ValueError(f"{self.label}: variants are declared twice")
+        self.published = check_values(published, f"{self.label}: published")
+        if not self.published:
+            raise ValueError(f"{self.label}: published must name at least one value")
+        self.draw = draw
+        return draw
 
     def test(self, points: float, name: str | None = None):
         """Decorator registering a hidden test worth ``points``."""

@@ -279,11 +279,16 @@ MUTATIONS = {
 
 
 def _exercise_notebook(chapter: str, old: str, new: str):
-    """The chapter's first code cell and its exercise cells, with ``old`` replaced by ``new``."""
+    """The chapter's setup and import cells and its exercise cells, with ``old`` replaced by ``new``."""
     nb = _read(ROOT / "book" / f"{chapter}.ipynb")
     start = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises"))
-    first = next(c for c in nb.cells if c.cell_type == "code")
-    cells = [first] + nb.cells[start:]
+    head = []
+    for c in nb.cells[:start]:   # the first code cells, up to the one importing torch
+        if c.cell_type == "code":
+            head.append(c)
+            if "import torch" in c.source:
+                break
+    cells = head + nb.cells[start:]
     hits = [c for c in cells if c.cell_type == "code" and old in c.source]
     assert len(hits) == 1, f"{chapter}: the solution line {old.strip()!r} changed; update this test"
     hits[0].source = hits[0].source.replace(old, new)
