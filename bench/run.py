@@ -14,6 +14,9 @@ Three parts, each selectable with ``--only``:
     Each chapter executed with ``jupyter nbconvert --execute`` into a temporary
     folder (never in place), beside the floor: a notebook that only imports
     torch and regcourse and calls ``regcourse.setup``.
+``classroom``
+    ``python -m coursework grade`` of a whole class (``bench/classroom.py``): every chapter's
+    reference solution, and 200 generated submissions of one chapter, with ``--jobs 2``.
 ``book``
     ``jupyter-book build`` of the repository into a temporary ``--path-output``
     folder under /tmp: once cold (executing every chapter), once again unchanged
@@ -50,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ("ops", "notebooks", "book")
+PARTS = ("ops", "notebooks", "book", "classroom")
 #: ratio above which a row must carry a note saying why
 SLOW_RATIO = 1.2
 SHARED_NOTE = (
@@ -312,7 +315,7 @@ def case_dropout(quick: bool) -> Case:
     )
 
 
-def case_smoothing(quick: bool) -> Case:
+def case_smoothing(quick: bool, scans: bool = True) -> Case:
     n, k = (16, 10) if quick else (512, 1000)
 
     def setup():
@@ -333,10 +336,11 @@ def case_smoothing(quick: bool) -> Case:
             z.grad = None
             F.cross_entropy(z, t, label_smoothing=0.1).backward()
 
-        return ours, theirs
+        return (ours if scans else _without_value_scans(ours)), theirs
 
     return Case(
-        "label-smoothed cross-entropy fwd+bwd (eps=0.1)",
+        "label-smoothed cross-entropy fwd+bwd (eps=0.1), value scans "
+        + ("on (default)" if scans else "off"),
         f"{n}x{k} logits",
         "F.cross_entropy(label_smoothing=0.1)",
         setup,
@@ -500,7 +504,7 @@ def _augment_cases(quick: bool) -> list[Case]:
         g = torch.Generator().manual_seed(0)
         return torch.rand(shape, generator=g), torch.randint(0, classes, (shape[0],), generator=g)
 
-    def mixup_setup():
+    def mixup_setup(scans=True):
         from regcourse.augment import mixup
 
         x, y = inputs()
@@ -508,9 +512,12 @@ def _augment_cases(quick: bool) -> list[Case]:
         xb, yb = _ref_mixup(x, y, classes, 0.2, params["lam"], params["index"])
         torch.testing.assert_close((xa, ya), (xb, yb))
         g = torch.Generator().manual_seed(2)
-        return (lambda: mixup(x, y, classes, 0.2, g)), (lambda: _ref_mixup(x, y, classes, 0.2))
+        ours = lambda: mixup(x, y, classes, 0.2, g)  # noqa: E731
+        return (ours if scans else _without_value_scans(ours)), (
+            lambda: _ref_mixup(x, y, classes, 0.2)
+        )
 
-    def cutmix_setup():
+    def cutmix_setup(scans=True):
         from regcourse.augment import cutmix
 
         x, y = inputs()
@@ -518,25 +525,34 @@ def _augment_cases(quick: bool) -> list[Case]:
         xb, yb = _ref_cutmix(x, y, classes, 1.0, params["box"], params["index"])
         torch.testing.assert_close((xa, ya), (xb, yb))
         g = torch.Generator().manual_seed(2)
-        return (lambda: cutmix(x, y, classes, 1.0, g)), (lambda: _ref_cutmix(x, y, classes, 1.0))
+        ours = lambda: cutmix(x, y, classes, 1.0, g)  # noqa: E731
+        return (ours if scans else _without_value_scans(ours)), (
+            lambda: _ref_cutmix(x, y, classes, 1.0)
+        )
+
+    def scans_name(text, scans):
+        return f"{text}, value scans " + ("on (default)" if scans else "off")
 
     return [
         Case(
-            "Mixup (alpha=0.2), images and labels",
+            scans_name("Mixup (alpha=0.2), images and labels", scans),
             size,
             ref,
-            mixup_setup,
+            (lambda scans=scans: mixup_setup(scans)),
             "regcourse.augment",
             why_slow=WHY_SLOW["augment"],
-        ),
+        )
+        for scans in (True, False)
+    ] + [
         Case(
-            "CutMix (alpha=1.0), images and labels",
+            scans_name("CutMix (alpha=1.0), images and labels", scans),
             size,
             ref,
-            cutmix_setup,
+            (lambda scans=scans: cutmix_setup(scans)),
             "regcourse.augment",
             why_slow=WHY_SLOW["augment"],
-        ),
+        )
+        for scans in (True, False)
     ]
 
 
@@ -699,6 +715,7 @@ def all_cases(quick: bool = False) -> list[Case]:
     return [
         case_dropout(quick),
         case_smoothing(quick),
+        case_smoothing(quick, scans=False),
         case_batchnorm(quick),
         case_batchnorm2d(quick),
         *_drop_path_cases(quick),
@@ -936,6 +953,18 @@ def run_book(log=print) -> list[Row]:
     return rows
 
 
+def _classroom():
+    """bench/classroom.py, the coursework part, loaded by path (as the tests load this file)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_classroom", Path(__file__).with_name("classroom.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # --- output -------------------------------------------------------------------------------
 def _fmt_ms(v: float | None) -> str:
     if v is None:
@@ -1094,6 +1123,8 @@ def write_markdown(rows: Sequence[Row], info: dict, out_dir: Path, settings: dic
             note = r.note if r.status == "ok" else f"**{r.status}**: {r.note}"
             lines.append(f"| {r.name} | {_fmt_ms(r.ours_ms)} | {rat} | {crat} | {note} |")
         lines.append("")
+    if any(r.part == "classroom" for r in rows):
+        lines += _classroom().markdown([r for r in rows if r.part == "classroom"])
     mpath = out_dir / "results.md"
     mpath.write_text("\n".join(lines))
     return mpath
@@ -1158,6 +1189,8 @@ def main(argv=None) -> int:
         rows += run_notebooks(args.nb_repeats)
     if "book" in args.parts:
         rows += run_book()
+    if "classroom" in args.parts:  # grading a class with coursework/ (bench/classroom.py)
+        rows += _classroom().run_classroom(Row, quick=args.quick)
     try:
         info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
