@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_generator, check_scalar, check_tensor
+from .._checks import check_generator, check_scalar, check_tensor, validate_args_enabled
 from .._random import sample_beta
 
 __all__ = [
@@ -35,8 +35,8 @@ def _soft_labels(y, num_classes: int, n: int, dtype) -> torch.Tensor:
             raise TypeError(
                 "y must hold integer class indices or float soft labels, got dtype torch.bool"
             )
-        bad = (y < 0) | (y >= num_classes)
-        if bool(bad.any()):
+        bad = (y < 0) | (y >= num_classes) if validate_args_enabled() else None
+        if bad is not None and bool(bad.any()):
             raise ValueError(
                 f"y must hold class indices in [0, {num_classes}), got {y[bad][0].item()}"
             )
@@ -65,8 +65,8 @@ def _partners(index, n: int) -> torch.Tensor | None:
         raise TypeError(f"index must be a long tensor or None, got {got}")
     if index.shape != (n,):
         raise ValueError(f"index must have shape ({n},), got {tuple(index.shape)}")
-    bad = (index < 0) | (index >= n)
-    if bool(bad.any()):
+    bad = (index < 0) | (index >= n) if validate_args_enabled() else None
+    if bad is not None and bool(bad.any()):
         raise ValueError(f"index must hold example indices in [0, {n}), got {index[bad][0].item()}")
     return index
 
