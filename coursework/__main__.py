@@ -87,7 +87,7 @@ def _cmd_grade(args) -> int:
         (args.gradebook, args.reports, args.roster))
     if batch:
         return _grade_class(args)
-    if args.jobs != 1 or args.force or args.state:
+    if args.force or args.state:
         return _error("--jobs, --state and --force are for grading a class: pass --gradebook FILE")
     from .grader import GradingError, format_report, grade
 
@@ -127,6 +127,9 @@ def _grade_class(args) -> int:
         result = grade_class(args.submissions, gradebook=args.gradebook, reports=args.reports, roster=args.roster,
                              state=args.state, jobs=args.jobs, secret=_secret(args), progress=not args.no_progress,
                              force=args.force, **_grade_options(args), **extra)
+    except KeyboardInterrupt:   # before the first submission was started: nothing to keep
+        print("interrupted before grading started", file=sys.stderr)
+        return 130
     except Interrupted as exc:
         result = exc.result
         print(f"interrupted: {result.graded_now} graded in this run, {result.counts.get('pending', 0)} not yet; "
@@ -263,7 +266,7 @@ def main(argv=None) -> int:
     p.add_argument("--gradebook", help="(a class) the gradebook CSV to write: one row per student")
     p.add_argument("--reports", help="(a class) folder for each student's <id>.json and <id>.md feedback")
     p.add_argument("--roster", help="(a class) roster CSV: columns `id` and `file` (the submission's file name)")
-    p.add_argument("--jobs", type=int, default=1, help="(a class) submissions graded at once (default: 1; each "
+    p.add_argument("--jobs", type=int, default=2, help="(a class) submissions graded at once (default: 2; each "
                    "needs up to ~1.1 GiB of memory and a core)")
     p.add_argument("--state", help="(a class) folder of kept results (default: <gradebook>.state)")
     p.add_argument("--force", action="store_true", help="(a class) grade again even what is unchanged")

@@ -74,16 +74,21 @@ class Interrupted(Exception):
 # --- atomic files ------------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all: a new file in the same folder, renamed over it."""
+def write_atomic(path: Path, text: str, durable: bool = True) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a new file in the same folder, renamed over it.
+
+    With ``durable`` the data reaches the disk before the rename (``fsync``), so that not even a
+    power cut leaves an empty file behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -190,7 +195,7 @@ def find_submissions(paths, roster: list[dict] | None = None) -> list[Entry]:
             student = name
         seen.setdefault(student, []).append(len(entries))
         entries.append(Entry(student, path, shown))
-    for student, where in seen.items():
+    for where in seen.values():
         if len(where) > 1:
             files = ", ".join(entries[k].shown for k in where)
             for k in where:
@@ -428,8 +433,10 @@ class _Run:
             if row["chapter"] in self.chapters:
                 title = self.chapters[row["chapter"]].title
             public = {k: v for k, v in row.items() if k != "exercises"}
-            write_atomic(Path(self.reports) / f"{name}.json", json.dumps(public, indent=1, ensure_ascii=True) + "\n")
-            write_atomic(Path(self.reports) / f"{name}.md", feedback_markdown(row, title) + "\n")
+            # not fsynced: every run writes the reports again from the kept results
+            write_atomic(Path(self.reports) / f"{name}.json", json.dumps(public, indent=1, ensure_ascii=True) + "\n",
+                         durable=False)
+            write_atomic(Path(self.reports) / f"{name}.md", feedback_markdown(row, title) + "\n", durable=False)
 
     def columns(self) -> list[tuple[str, str]]:
         used = {r["chapter"] for r in self.rows.values() if r["chapter"]}
@@ -577,6 +584,8 @@ def grade_class(paths, *, gradebook, reports=None, roster=None, state=None, jobs
             raise grader.GradingError(f"the hidden tests folder {tests_dir} would be readable in the sandbox "
                                       f"(through {inside}): keep it outside the Python installation and the package")
     entries = find_submissions(paths, students)
+    if sandbox:
+        grader.sandbox.remove_stale_staging()   # left by a grader that was killed with kill -9
     gradebook = Path(gradebook)
     state = Path(state) if state is not None else gradebook.with_name(gradebook.name + ".state")
     run = _Run(entries, gradebook=gradebook, reports=reports, state=state, jobs=jobs, options=options,

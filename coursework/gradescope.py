@@ -68,8 +68,10 @@ PIP="/autograder/venv/bin/python -m pip --disable-pip-version-check --no-cache-d
 $PIP install --quiet --index-url https://download.pytorch.org/whl/cpu "$(grep '^torch==' requirements.txt)"
 $PIP install --quiet -r requirements.txt
 $PIP install --quiet --no-deps ./package
-# The hidden tests and the secret: root's only (the sandbox does not mount them at all).
-chmod -R go-rwx /autograder/source
+# The hidden tests and the secret: root's only (the sandbox does not mount them at all; the
+# worker script coursework/_worker.py must stay readable: the sandbox's user runs it).
+chmod -R go-rwx hidden
+[ ! -e secret ] || chmod go-rwx secret
 # Say in the build log whether the sandbox works in this container (run_autograder checks again).
 cd /autograder/source
 if ! /autograder/venv/bin/python -m coursework check-sandbox; then

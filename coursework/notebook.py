@@ -402,7 +402,7 @@ def _glue_values(cell: VariantCell, values: dict) -> dict:
     out = {}
     for name, expr in cell.glues:
         try:
-            out[name] = eval(expr, {"__builtins__": _GLUE_BUILTINS}, dict(values))   # the chapter's own code
+            out[name] = eval(expr, {"__builtins__": _GLUE_BUILTINS, **values})   # the chapter's own code
         except Exception as exc:
             raise FormatError(f"the variant cell of {cell.label!r}: glue({name!r}, {expr}) cannot be "
                               f"computed from the cell's values ({type(exc).__name__}: {exc})") from None

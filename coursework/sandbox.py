@@ -316,6 +316,51 @@ def start(argv: list[str], *, env: dict[str, str], pass_fds, stdout, limits: Lim
     return WorkerProcess(popen, staging, group=False)
 
 
+def remove_stale_staging(min_age: float = 60.0) -> int:
+    """Remove the staging folders of graders that died without cleaning up (a ``kill -9``); return how many.
+
+    A staging folder (``<tmp>/coursework-<grader pid>-*``, made by :func:`start` when the grader
+    runs as root) holds only empty mount points, and is removed by the grader when its sandbox
+    ends. Only folders whose grader is no longer running, older than ``min_age`` seconds and
+    holding nothing but empty files and folders are removed.
+    """
+    import time
+
+    removed = 0
+    base = tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return 0
+    for name in names:
+        found = re.fullmatch(r"coursework-(\d+)-\w+", name)
+        path = os.path.join(base, name)
+        if not found or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        try:
+            os.kill(int(found[1]), 0)
+            continue   # its grader is still running
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        try:
+            info = os.lstat(path)
+            if info.st_uid != os.geteuid() or time.time() - info.st_mtime < min_age:
+                continue
+            entries = [os.path.join(path, e) for e in os.listdir(path)]
+            if any(os.path.islink(e) or (os.path.isdir(e) and os.listdir(e)) or
+                   (os.path.isfile(e) and os.path.getsize(e)) for e in entries):
+                continue
+            for e in entries:
+                (os.rmdir if os.path.isdir(e) else os.unlink)(e)
+            os.rmdir(path)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def start_unsandboxed(argv: list[str], *, env: dict[str, str], pass_fds, stdout, cwd: str) -> WorkerProcess:
     """Start ``argv`` as a plain process in its own process group (``--no-sandbox``)."""
     popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,

@@ -686,6 +686,25 @@ def test_an_interrupted_run_resumes_without_losing_results(toy, tmp_path):
     ]
 
 
+def test_staging_folders_of_killed_graders_are_removed_and_no_others(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    old = time.time() - 3600
+    folders = {}
+    for name, content in [("dead", None), ("busy", b"x"), ("alive", None), ("young", None)]:
+        pid = os.getpid() if name == "alive" else dead.pid
+        folder = tmp_path / f"coursework-{pid}-{name}"
+        (folder / "0").mkdir(parents=True)
+        (folder / "1").write_bytes(content or b"")
+        if name != "young":
+            os.utime(folder, (old, old))
+        folders[name] = folder
+    assert sandbox.remove_stale_staging() == 1
+    assert not folders["dead"].exists()
+    assert all(folders[n].exists() for n in ("busy", "alive", "young"))
+
+
 # --- the command line and make -------------------------------------------------------------------
 
 
