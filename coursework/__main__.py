@@ -204,7 +204,7 @@ def _cmd_gradescope(args) -> int:
                            secret=_secret(args), student_field=args.student_field,
                            options={"timeout": args.timeout, "cell_timeout": args.cell_timeout,
                                     "notebook_timeout": args.notebook_timeout},
-                           if_no_sandbox=args.if_no_sandbox)
+                           if_no_sandbox=args.if_no_sandbox, visibility=args.visibility)
     except (GradingError, ValueError, TypeError, OSError) as exc:
         return _error(str(exc))
     print(f"wrote {out}: upload it as the autograder of a Gradescope programming assignment")
@@ -291,9 +291,14 @@ def main(argv=None) -> int:
     p.add_argument("--if-no-sandbox", default="refuse", choices=["refuse", "unsandboxed"],
                    help="what run_autograder does where bubblewrap cannot make a sandbox: refuse (score 0 and "
                    "a message; the default) or grade without one (only for trusted submissions)")
+    p.add_argument("--visibility", default="visible",
+                   choices=["visible", "after_due_date", "after_published", "hidden"],
+                   help="when students see the per-exercise results on Gradescope (default: visible)")
     _add_limits(p)
     _add_secret(p)
-    p.set_defaults(func=_cmd_gradescope)
+    # under Gradescope's own limit for run_autograder (10 minutes unless the assignment sets more),
+    # so that results.json is written before Gradescope stops the container
+    p.set_defaults(func=_cmd_gradescope, notebook_timeout=480.0)
 
     p = sub.add_parser("gradescope-run", help=argparse.SUPPRESS)   # what the bundle's run_autograder calls
     p.add_argument("--root", default="/autograder")
