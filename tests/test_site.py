@@ -552,7 +552,11 @@ MEASURE_DIAGRAMS = r"""() => [...document.querySelectorAll('pre.mermaid')].map((
                iconDrawn: !!mask && mask !== 'none' && parseFloat(icon.width) >= 12,
                visible: r.width > 0 && r.height > 0};
   }
-  return {index: i + 1, drawn: true, labels, minLabelPx,
+  // a CSS filter on the drawing or its frame recolours it after mermaid (and axe) chose
+  // the colours: what the reader sees is then no longer what was checked
+  const filters = [svg, pre, pre.parentElement].map(e => getComputedStyle(e).filter)
+    .filter(f => f && f !== 'none');
+  return {index: i + 1, drawn: true, labels, minLabelPx, filters,
           fill: (drawing.width * drawing.height) / (boxW * boxH),
           width: Math.round(drawing.width), scrolls, focusable: pre.tabIndex >= 0, control};
 })"""
@@ -653,6 +657,8 @@ def diagram_problems(diagrams: list[dict]) -> list[str]:
             problems.append(
                 f"{where}: the drawing fills {d['fill']:.0%} of its box (< {MIN_DIAGRAM_FILL:.0%})"
             )
+        if d.get("filters"):
+            problems.append(f"{where}: recoloured by a CSS filter ({'; '.join(d['filters'])})")
         if d["scrolls"] and not d["focusable"]:
             problems.append(f"{where}: scrolls sideways but cannot take keyboard focus")
         control = d["control"]
@@ -729,6 +735,7 @@ def test_diagram_measure_catches_small_labels_and_empty_boxes():
             "fill": 0.14,
             "scrolls": False,
             "focusable": False,
+            "filters": ["brightness(0.8) invert(0.82) contrast(1.2)"],
             "control": {
                 "name": "View diagram in fullscreen",
                 "glyph": "\u26f6",
@@ -742,6 +749,7 @@ def test_diagram_measure_catches_small_labels_and_empty_boxes():
     assert any("fills 14%" in p for p in problems)
     assert any("needs a font" in p for p in problems)
     assert any("draws no icon" in p for p in problems)
+    assert any("recoloured by a CSS filter" in p for p in problems)
 
 
 @pytest.mark.parametrize("page", PAGES)
