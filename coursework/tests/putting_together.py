@@ -1,9 +1,11 @@
 """Hidden tests for the chapter "Choosing and combining regularizers" (book/putting_together.ipynb)."""
 
-import torch
+import math
 
-from coursework.spec import Chapter, Expr, assert_tensor_close
-from regcourse.experiments.combining import ABLATION_ARMS, NONE_ARM
+import torch
+from scipy import stats
+
+from coursework.spec import Chapter, Expr, as_float, assert_number_close, assert_tensor_close
 from regcourse.models import build_model
 
 CHAPTER = Chapter("putting_together", "Choosing and combining regularizers")
@@ -15,12 +17,12 @@ ex1 = CHAPTER.exercise("pt-ex1", "Which layers switch?",
 
 @ex1.test(points=1)
 def the_switching_layers_are_batch_norm_and_dropout(student):
-    """`switching` lists exactly the two BatchNorm2d layers and the Dropout layer, in order."""
+    """`switching` lists exactly the recipe MLP's two BatchNorm1d and two Dropout layers, in order."""
     got = student.value("switching")
     assert isinstance(got, (list, tuple)), f"switching should be a list of 'name: Type' strings, got {got!r}"
     types = [str(s).split(": ")[-1] for s in got]
-    assert types == ["BatchNorm2d", "BatchNorm2d", "Dropout"], (
-        f"switching names the layer types {types}; which layers of the CNN behave differently "
+    assert types == ["BatchNorm1d", "Dropout", "BatchNorm1d", "Dropout"], (
+        f"switching names the layer types {types}; which layers of the MLP behave differently "
         "in train() and eval() mode?")
 
 
@@ -63,15 +65,36 @@ def a_single_example_works(student):
     assert_tensor_close(got, _expected("mlp", 7, x), rtol=0, atol=0, what="ex_predict on one example")
 
 
-# --- pt-ex3: the ablation ---------------------------------------------------------------------
-ex3 = CHAPTER.exercise("pt-ex3", "Which component matters most?",
-                       manual="the prediction written down before measuring, and its comparison with the result")
+# --- pt-ex3: a paired t-test by hand ---------------------------------------------------------
+ex3 = CHAPTER.exercise("pt-ex3", "A paired t-test by hand", functions=["ex_paired_t"],
+                       forbid=["paired_difference", "ttest_rel", "stats", "scipy"],
+                       manual="the threshold the mean of the no-dropout differences had to exceed")
+
+
+def _check_paired_t(student, a, b, what):
+    ref = stats.ttest_rel(a, b)
+    got = student.call("ex_paired_t", list(a), list(b))
+    assert isinstance(got, (tuple, list)) and len(got) == 2, (
+        f"ex_paired_t should return the pair (mean, t), got {got!r}")
+    mean = as_float(got[0], "the mean returned by ex_paired_t")
+    t = as_float(got[1], "the t returned by ex_paired_t")
+    want_mean = math.fsum(x - y for x, y in zip(a, b)) / len(a)
+    assert_number_close(mean, want_mean, tol=1e-9, what=f"the mean difference for {what}")
+    assert_number_close(t, float(ref.statistic), tol=1e-7, rel=True, what=f"t for {what}")
+
+
+@ex3.test(points=2)
+def matches_scipy_on_accuracies(student):
+    """Three seeds' accuracies of two variants, as in the chapter's ablation, and a longer run."""
+    _check_paired_t(student, [0.555, 0.552, 0.558], [0.489, 0.461, 0.497], "three seeds")
+    gen = torch.Generator().manual_seed(7)
+    a = (0.5 + 0.1 * torch.rand(10, generator=gen, dtype=torch.float64)).tolist()
+    b = (0.5 + 0.1 * torch.rand(10, generator=gen, dtype=torch.float64)).tolist()
+    _check_paired_t(student, a, b, "ten seeds")
 
 
 @ex3.test(points=1)
-def the_ablation_was_run_over_every_arm(student):
-    """`abl` is the result of the `ablation` experiment, with one row per arm."""
-    assert student.value("abl", "name") == "ablation", "abl should hold the result of run('ablation', ...)"
-    arms = [row["arm"] for row in student.value("abl", "rows")]
-    expected = list(ABLATION_ARMS) + [NONE_ARM]
-    assert arms == expected, f"the ablation's arms are {arms}, expected {expected}"
+def negative_differences_and_two_pairs(student):
+    """A variant that is worse in every seed gives a negative mean and t; two pairs suffice."""
+    _check_paired_t(student, [0.40, 0.42, 0.41, 0.45], [0.50, 0.49, 0.52, 0.53], "a worse variant")
+    _check_paired_t(student, [1.0, 3.0], [0.5, 1.0], "two pairs")

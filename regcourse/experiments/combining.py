@@ -1,275 +1,486 @@
-"""Experiments of the chapter "Choosing and combining regularizers".
+"""Experiments of the chapter "Choosing and combining regularizers", on MNIST-1D.
 
-- ``solid_default``: :func:`regcourse.recipe.solid_default` (AdamW with weight decay,
-  early stopping, augmentation, batch norm, dropout, label smoothing) against
-  :func:`regcourse.recipe.no_regularization` (the same small CNN and budget with none of
-  them) on a few hundred digits, over several seeds.
-- ``forgotten_eval``: the classic bug of measuring a model with dropout and batch norm
-  while it is still in ``train()`` mode: outputs that change from pass to pass, a
-  batch of one that cannot be normalised, running statistics overwritten by the test
-  data, and a lower accuracy than in ``eval()`` mode.
-- ``ablation``: the recipe with one component switched off at a time.
+The chapter trains :func:`regcourse.recipe.solid_default` on the MNIST-1D
+benchmark's MLP (40 → 100 → 100 → 10) and asks two questions of it:
+
+- ``forgotten_eval`` (and :func:`mode_table` on any trained model): what goes wrong
+  when a model with batch norm and dropout is measured while still in ``train()``
+  mode, and how much of the damage each of the two layers does.
+- ``ablation``: the recipe with one component switched off at a time, plus no
+  regularization at all, over several seeds; every component's effect is the paired
+  difference of test accuracy against the full recipe, seed by seed, with a paired
+  t-test (:func:`paired_difference`) deciding whether it is distinguishable from the
+  seed-to-seed noise.
+
+The pieces the chapter calls directly:
+
+- :func:`mnist1d_subset`: a seeded subset of MNIST-1D's 4,000 training signals and a
+  validation set beside it; the benchmark's 1,000 test signals unchanged.
+- :class:`RandomShift1d` and :func:`shift_augment`: random circular shifts of 1-D
+  signals, the augmentation the recipe uses on MNIST-1D. The package's augmentations
+  (``regcourse.augment``) transform images; MNIST-1D's generator itself places each
+  digit at a random circular offset, so a small circular shift keeps the label, and
+  torch has no per-example random shift (``torch.roll`` shifts a whole tensor by one
+  amount), hence these few lines.
+- :func:`recipe_mlp`: the recipe on the benchmark's MLP, every component switchable.
+
+Training runs inside :func:`regcourse.experiments._common.one_thread`, so the results
+do not depend on the number of torch threads.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from .._checks import check_scalar
-from ..data import digits_split
-from ..recipe import no_regularization, solid_default
-from ..training import evaluate, seeded
+from .. import augment as A
+from .._checks import check_bool, check_generator, check_scalar, check_tensor
+from ..data import Split, mnist1d_split
+from ..dropout import Dropout
+from ..recipe import RecipeResult, no_regularization, solid_default
+from ..training import seeded
 from . import Result, experiment, mean_std
+from ._common import one_thread
 
 __all__ = [
-    "solid_default_vs_none", "forgotten_eval", "ablation", "mean_std", "ABLATION_ARMS", "NONE_ARM",
+    "N_TRAIN",
+    "N_VAL",
+    "EPOCHS",
+    "LR",
+    "BATCH_SIZE",
+    "HIDDEN",
+    "MAX_SHIFT",
+    "ABLATION_ARMS",
+    "NONE_ARM",
+    "mnist1d_subset",
+    "RandomShift1d",
+    "shift_augment",
+    "recipe_mlp",
+    "set_modes",
+    "mode_table",
+    "forgotten_eval",
+    "PairedDifference",
+    "paired_difference",
+    "ablation",
+    "plot_ablation",
+    "plot_modes",
+    "mean_std",
 ]
 
-_N_VAL = 100
-_N_DIGITS = 1797
-_MIN_TEST = 500
+#: Training signals the chapter's runs use (a seeded subset of MNIST-1D's 4,000).
+N_TRAIN = 800
+#: Validation signals (for early stopping), drawn from the rest of the 4,000.
+N_VAL = 500
+#: Epoch budget of every run (early stopping may end the recipe sooner).
+EPOCHS = 30
+#: Learning rate: the MNIST-1D benchmark's (Adam, 1e-2).
+LR = 1e-2
+#: Mini-batch size: the MNIST-1D benchmark's.
+BATCH_SIZE = 100
+#: Width of the MLP's two hidden layers: the benchmark's MLP.
+HIDDEN = 100
+#: Largest circular shift (positions of 40) of the recipe's augmentation on MNIST-1D.
+MAX_SHIFT = 3
+
+_MNIST1D_TRAIN = 4000
 
 
-def _check_n_train(n_train) -> int:
-    return check_scalar(n_train, "n_train", kind="int", low=20, high=_N_DIGITS - _N_VAL - _MIN_TEST)
+# --------------------------------------------------------------------------- data
+def mnist1d_subset(n_train: int = N_TRAIN, n_val: int = N_VAL, *, seed: int = 0) -> Split:
+    """A seeded subset of MNIST-1D's training set, a validation set, and the benchmark's test set.
 
+    The 4,000 training signals of :func:`regcourse.data.mnist1d_split` are shuffled
+    with ``seed``; the first ``n_train`` become the training set, the next ``n_val``
+    the validation set. The test set is the benchmark's 1,000 signals, the same for
+    every seed.
 
-# --------------------------------------------------------------------------- solid_default
-@experiment(
-    "solid_default",
-    "the solid default recipe against no regularization: a small CNN on a few hundred digits",
-    seeds="number of seeds (data split, weights, shuffling, augmentation, dropout)",
-    n_train="training images",
-    epochs="epoch budget of both setups (early stopping may end the recipe sooner)",
-    channels="channels of the small CNN",
-)
-def solid_default_vs_none(
-    seeds: int = 3,
-    n_train: int = 150,
-    epochs: int = 60,
-    channels: int = 16,
-    progress: bool = False,
-) -> Result:
-    """Run the recipe and the baseline on the same data, weights and budget per seed.
+    Args:
+        n_train (int): training signals, ``>= 20``. Default: ``800``.
+        n_val (int): validation signals, ``>= 10``, with ``n_train + n_val <= 4000``.
+            Default: ``500``.
+        seed (int, keyword only): seed of the shuffle. Default: ``0``.
 
     Returns:
-        Result: one row per seed and setup (``"solid default"``, ``"no regularization"``)
-        with train/test accuracy, gap and the epochs trained; ``extra["summary"]`` holds
-        ``{setup: {"train_acc"|"test_acc"|"gap": (mean, std)}}``, ``extra["histories"]``
-        the runs' histories and ``extra["settings"]`` the recipe's settings.
+        Split: inputs of shape ``(N, 40)`` (float32), int64 labels, 10 classes.
+
+    Example:
+        >>> mnist1d_subset(800, 500, seed=1)
+        Split(train=800, val=500, test=1000, input=(40,), classes=10)
+
+    Used in:
+        chapter "Choosing and combining regularizers".
     """
-    seeds = check_scalar(seeds, "seeds", kind="int", low=1)
-    n_train = _check_n_train(n_train)
-    epochs = check_scalar(epochs, "epochs", kind="int", low=1)
-    channels = check_scalar(channels, "channels", kind="int", low=1)
-    setups = {"solid default": solid_default, "no regularization": no_regularization}
-    rows, histories, settings = [], {name: [] for name in setups}, None
-    for seed in range(seeds):
-        data = digits_split(n_train, _N_VAL, seed=seed)
-        for name, fit in setups.items():
-            out = fit(data, model="cnn", channels=channels, epochs=epochs, seed=seed,
-                      progress=progress)
-            if name == "solid default":
-                settings = out.settings
-            histories[name].append(out.history)
-            rows.append({
-                "seed": seed, "setup": name, "train_acc": out.train_acc, "test_acc": out.test_acc,
-                "gap": out.gap, "epochs_trained": out.history.stopped_epoch,
-                "best_epoch": out.history.best_epoch,
-            })
-
-    def column(setup, key):
-        return [r[key] for r in rows if r["setup"] == setup]
-
-    keys = ("train_acc", "test_acc", "gap")
-    summary = {s: {k: mean_std(column(s, k)) for k in keys} for s in setups}
-    rec, base = summary["solid default"], summary["no regularization"]
-    claims = {
-        "the recipe has the smaller train-test gap in every seed": all(
-            a < b
-            for a, b in zip(column("solid default", "gap"), column("no regularization", "gap"))
-        ),
-        "the recipe's mean gap is less than two thirds of the baseline's":
-            rec["gap"][0] < base["gap"][0] * 2 / 3,
-        "the recipe's mean test accuracy is higher than the baseline's by more than 1 point":
-            rec["test_acc"][0] > base["test_acc"][0] + 0.01,
-        "without regularization the CNN fits every training image in every seed": all(
-            a == 1.0 for a in column("no regularization", "train_acc")
-        ),
-    }
-    fig = _bars_and_curves(summary, histories, n_train, seeds)
-    return Result(
-        "solid_default",
-        {"seeds": seeds, "n_train": n_train, "epochs": epochs, "channels": channels},
-        rows,
-        claims,
-        fig,
-        extra={"summary": summary, "histories": histories, "settings": settings},
+    n_train = check_scalar(n_train, "n_train", kind="int", low=20, high=_MNIST1D_TRAIN - 10)
+    n_val = check_scalar(n_val, "n_val", kind="int", low=10, high=_MNIST1D_TRAIN - n_train)
+    seed = check_scalar(seed, "seed", kind="int", low=0)
+    full = mnist1d_split()
+    order = torch.randperm(len(full.y_train), generator=torch.Generator().manual_seed(seed))
+    train, val = order[:n_train], order[n_train : n_train + n_val]
+    return Split(
+        full.x_train[train],
+        full.y_train[train],
+        full.x_train[val],
+        full.y_train[val],
+        full.x_test,
+        full.y_test,
+        full.num_classes,
     )
 
 
-def _bars_and_curves(summary, histories, n_train, seeds):
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    setups = list(summary)
-    for i, key in enumerate(("train_acc", "test_acc")):
-        means = [summary[s][key][0] for s in setups]
-        stds = [summary[s][key][1] for s in setups]
-        xs = [j + (i - 0.5) * 0.38 for j in range(len(setups))]
-        ax1.bar(xs, means, 0.38, yerr=stds, capsize=3, label=key.replace("_acc", " accuracy"))
-    ax1.set_xticks(range(len(setups)), setups)
-    ax1.set_ylim(0.85, 1.06)
-    ax1.set_ylabel("accuracy")
-    ax1.set_title(f"{n_train} digits, mean ± std over {seeds} seed{'s' if seeds > 1 else ''}")
-    ax1.legend(loc="upper center", ncol=2, fontsize=8)
-    for s, color in zip(setups, ("C2", "C3")):
-        h = histories[s][0]
-        epochs = range(1, len(h.val_loss) + 1)
-        ax2.plot(epochs, h.train_loss, color=color, ls="--", lw=1, label=f"{s}: training")
-        ax2.plot(epochs, h.val_loss, color=color, label=f"{s}: validation")
-        if s == "solid default" and h.best_epoch != h.stopped_epoch:
-            ax2.axvline(h.best_epoch, color=color, ls=":", lw=1)
-    ax2.set_yscale("log")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("cross-entropy (eval mode)")
-    ax2.set_title("seed 0: loss curves")
-    ax2.legend(fontsize=7)
+# --------------------------------------------------------------------------- augmentation
+class RandomShift1d(nn.Module):
+    """Shift each 1-D signal circularly by a random whole number of positions.
+
+    Example ``i`` is shifted by ``k_i``, drawn uniformly from ``-max_shift … max_shift``
+    with ``generator``: ``out[i] = torch.roll(x[i], k_i, dims=-1)``. In ``eval()`` mode
+    it returns its input unchanged. A step of :class:`regcourse.augment.Augment`.
+
+    Args:
+        max_shift (int): largest shift in positions, ``>= 0``. Default: ``3``.
+
+    Shape:
+        - Input: ``(N, L)`` or ``(N, C, L)``; every channel of an example moves together.
+        - Output: the same shape.
+
+    Example:
+        >>> shift = RandomShift1d(2)  # here the three rows move by 2, 2 and 1 positions
+        >>> shift(torch.arange(5.0).repeat(3, 1), torch.Generator().manual_seed(0))
+        tensor([[3., 4., 0., 1., 2.],
+                [3., 4., 0., 1., 2.],
+                [4., 0., 1., 2., 3.]])
+
+    Used in:
+        chapter "Choosing and combining regularizers".
+    """
+
+    def __init__(self, max_shift: int = MAX_SHIFT) -> None:
+        super().__init__()
+        self.max_shift = check_scalar(max_shift, "max_shift", kind="int", low=0)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        check_tensor(x, "x", floating=False, finite=False)
+        if x.dim() not in (2, 3):
+            raise ValueError(f"x must have shape (N, L) or (N, C, L), got {tuple(x.shape)}")
+        generator = check_generator(generator)
+        if not self.training or self.max_shift == 0:
+            return x
+        n, length = x.shape[0], x.shape[-1]
+        k = torch.randint(-self.max_shift, self.max_shift + 1, (n, 1), generator=generator)
+        source = (torch.arange(length) - k) % length  # out[i, j] = x[i, j - k_i]
+        if x.dim() == 3:
+            source = source.unsqueeze(1).expand(-1, x.shape[1], -1)
+        return x.gather(-1, source)
+
+    def extra_repr(self) -> str:
+        return f"max_shift={self.max_shift}"
+
+
+def shift_augment(max_shift: int = MAX_SHIFT) -> A.Augment:
+    """The recipe's augmentation for MNIST-1D: ``Augment(RandomShift1d(max_shift))``.
+
+    Callable as ``augment(x, y, generator) -> (x, y)``, as
+    :func:`regcourse.training.train` expects.
+
+    Used in:
+        chapter "Choosing and combining regularizers".
+    """
+    return A.Augment(RandomShift1d(max_shift))
+
+
+# --------------------------------------------------------------------------- the recipe
+_SWITCHES = ("weight_decay", "patience", "augment", "batch_norm", "dropout", "label_smoothing")
+
+
+def recipe_mlp(
+    data: Split,
+    *,
+    seed: int = 0,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+    batch_size: int = BATCH_SIZE,
+    hidden: int = HIDDEN,
+    max_shift: int = MAX_SHIFT,
+    progress: bool = False,
+    **switches,
+) -> RecipeResult:
+    """:func:`regcourse.recipe.solid_default` on the MNIST-1D benchmark's MLP.
+
+    The MLP is ``40 → hidden → hidden → 10`` with batch norm and dropout after each
+    hidden layer; the augmentation is :func:`shift_augment`. Every other setting is the
+    recipe's unless switched off through ``switches``.
+
+    Args:
+        data (Split): MNIST-1D signals of length 40 with a validation set, e.g.
+            :func:`mnist1d_subset`.
+        seed (int, keyword only): seed of the weights, shuffling, shifts and dropout.
+            Default: ``0``.
+        epochs, lr, batch_size (keyword only): the training budget. Defaults: ``30``,
+            ``1e-2``, ``100``.
+        hidden (int, keyword only): width of both hidden layers. Default: ``100``.
+        max_shift (int, keyword only): largest shift of the augmentation. Default: ``3``.
+        progress (bool, keyword only): show a progress bar. Default: ``False``.
+        **switches: any of ``weight_decay``, ``patience``, ``augment``, ``batch_norm``,
+            ``dropout``, ``label_smoothing``, passed to ``solid_default``
+            (``augment=None`` switches the shifts off).
+
+    Returns:
+        RecipeResult: the trained model (eval mode), its history and accuracies.
+
+    Used in:
+        chapter "Choosing and combining regularizers".
+    """
+    unknown = sorted(set(switches) - set(_SWITCHES))
+    if unknown:
+        raise TypeError(
+            f"recipe_mlp() got an unexpected switch {unknown[0]!r}; switches: {_SWITCHES}"
+        )
+    switches.setdefault("augment", shift_augment(max_shift))
+    return solid_default(
+        data,
+        model="mlp",
+        in_features=40,
+        hidden=hidden,
+        depth=2,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+        **switches,
+    )
+
+
+# --------------------------------------------------------------------------- forgotten eval
+def _is_batch_norm(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.batchnorm._BatchNorm)
+
+
+def _is_dropout(module: nn.Module) -> bool:
+    return isinstance(module, (Dropout, nn.modules.dropout._DropoutNd))
+
+
+def set_modes(model: nn.Module, *, batch_norm: bool, dropout: bool) -> nn.Module:
+    """Put the model in ``eval()`` mode, then its batch-norm and/or dropout layers back in ``train()``.
+
+    ``set_modes(model, batch_norm=True, dropout=True)`` is ``model.train()`` for a
+    network whose only mode-dependent layers are these two; with one of them ``False``
+    it isolates the other's effect.
+
+    Args:
+        model (nn.Module): the network, changed in place.
+        batch_norm (bool, keyword only): batch-norm layers in training mode.
+        dropout (bool, keyword only): dropout layers in training mode.
+
+    Returns:
+        nn.Module: ``model``.
+
+    Used in:
+        chapter "Choosing and combining regularizers".
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    batch_norm = check_bool(batch_norm, "batch_norm")
+    dropout = check_bool(dropout, "dropout")
+    model.eval()
+    for module in model.modules():
+        if _is_batch_norm(module):
+            module.train(batch_norm)
+        elif _is_dropout(module):
+            module.train(dropout)
+    return model
+
+
+def _starts(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Consecutive ``(start, end)`` pairs; a last batch of one joins the one before it."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return list(zip(starts, starts[1:] + [n]))
+
+
+@torch.no_grad()
+def _accuracy_as_is(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    """Accuracy of ``model`` in whatever modes its layers are in, over consecutive batches."""
+    correct = sum(
+        (model(x[a:b]).argmax(1) == y[a:b]).sum().item() for a, b in _starts(len(x), batch_size)
+    )
+    return correct / len(x)
+
+
+#: The mode settings of :func:`mode_table`: ``name -> (batch norm in train, dropout in train)``.
+MODE_SETTINGS = {
+    "eval()": (False, False),
+    "train()": (True, True),
+    "dropout only": (False, True),
+    "batch norm only": (True, False),
+}
+
+
+def mode_table(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_sizes: tuple[int, ...] = (8, 100),
+    passes: int = 5,
+    seed: int = 0,
+) -> list[dict]:
+    """Test accuracy of a trained model with its layers in each mode, for several batch sizes.
+
+    For each setting of :data:`MODE_SETTINGS` (everything in ``eval()``; everything in
+    ``train()``, the forgotten-``eval()`` bug; only dropout in training mode; only
+    batch norm in training mode) and each evaluation batch size (plus the whole of
+    ``x`` in one batch), the model is measured ``passes`` times, each time on a fresh
+    deep copy (so that no pass sees running statistics overwritten by an earlier one),
+    with dropout masks drawn from torch's generator seeded with ``seed``. The model
+    itself is not changed.
+
+    Args:
+        model (nn.Module): the trained network.
+        x (Tensor): inputs, ``(N, ...)``.
+        y (Tensor): int64 labels, ``(N,)``.
+        batch_sizes (tuple of int, keyword only): evaluation batch sizes, each ``>= 2``
+            (torch's batch norm refuses a batch of one in training mode). The whole set
+            is always added. Default: ``(8, 100)``.
+        passes (int, keyword only): measurements per cell, ``>= 1``. Default: ``5``.
+        seed (int, keyword only): seed of the dropout masks. Default: ``0``.
+
+    Returns:
+        list of dict: one row per (mode, batch size) with ``mode``, ``batch_size``,
+        ``acc_mean``, ``acc_std`` (over the passes) and ``accs`` (every pass).
+
+    Used in:
+        chapter "Choosing and combining regularizers".
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_tensor(x, "x")
+    check_tensor(y, "y", floating=False)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    if isinstance(batch_sizes, (int, float)) or not batch_sizes:
+        raise TypeError(f"batch_sizes must be a non-empty tuple of ints, got {batch_sizes!r}")
+    sizes = [check_scalar(b, "batch_sizes", kind="int", low=2) for b in batch_sizes]
+    passes = check_scalar(passes, "passes", kind="int", low=1)
+    seed = check_scalar(seed, "seed", kind="int", low=0)
+    sizes = sorted(set(s for s in sizes if s < len(x))) + [len(x)]
+    rows = []
+    with seeded(seed):
+        for mode, (bn, do) in MODE_SETTINGS.items():
+            for bs in sizes if bn else [len(x)]:  # without batch statistics size is irrelevant
+                accs = [
+                    _accuracy_as_is(
+                        set_modes(copy.deepcopy(model), batch_norm=bn, dropout=do), x, y, bs
+                    )
+                    for _ in range(passes if do else 1)
+                ]
+                mean, std = mean_std(accs)
+                rows.append(
+                    {"mode": mode, "batch_size": bs, "acc_mean": mean, "acc_std": std, "accs": accs}
+                )
+    return rows
+
+
+def plot_modes(rows: list[dict], *, title: str = "") -> plt.Figure:
+    """Bar chart of :func:`mode_table`'s rows: accuracy (mean ± std over passes) per setting.
+
+    The accuracy axis starts at 0; a dotted line marks chance (10 classes).
+
+    Used in:
+        chapter "Choosing and combining regularizers".
+    """
+    n_all = max(r["batch_size"] for r in rows)
+    labels = [
+        f"{r['mode']}\n" + ("whole set" if r["batch_size"] == n_all else f"batch {r['batch_size']}")
+        for r in rows
+    ]
+    colors = {"eval()": "C2", "train()": "C3", "dropout only": "C1", "batch norm only": "C0"}
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.bar(
+        range(len(rows)),
+        [r["acc_mean"] for r in rows],
+        yerr=[r["acc_std"] for r in rows],
+        capsize=3,
+        color=[colors[r["mode"]] for r in rows],
+    )
+    ax.axhline(0.1, color="0.4", ls=":", lw=1, label="chance (10 classes)")
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title or "One trained model, measured with its layers in each mode")
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 
 
-# --------------------------------------------------------------------------- forgotten_eval
-@torch.no_grad()
-def _accuracy_in_batches(model, x, y, batch_size: int) -> float:
-    """Accuracy of ``model`` *in whatever mode it is in*, over batches of ``batch_size``.
-
-    A last batch of a single example is merged into the one before it, because batch
-    norm cannot normalise a batch of one in training mode.
-    """
-    starts = list(range(0, len(x), batch_size))
-    if len(starts) > 1 and len(x) - starts[-1] == 1:
-        starts.pop()
-    ends = starts[1:] + [len(x)]
-    correct = 0
-    for i, j in zip(starts, ends):
-        correct += (model(x[i:j]).argmax(1) == y[i:j]).sum().item()
-    return correct / len(x)
-
-
 @experiment(
     "forgotten_eval",
-    "the forgotten model.eval() bug: an MLP with dropout and batch norm measured in train mode",
-    n_train="training images",
+    "the forgotten model.eval() bug: the recipe's MLP (batch norm, dropout) measured in each mode",
+    n_train="training signals (MNIST-1D subset)",
     epochs="epoch budget of the recipe",
-    hidden="width of the MLP's hidden layers",
     batch_size="evaluation batch size of the buggy (train-mode) measurement",
-    margin="accuracy points (%%) by which train mode must fall below eval mode",
-    seed="seed of the data, the training and the dropout masks",
+    passes="measurements per setting (fresh dropout masks each)",
+    seed="seed of the data subset, the training and the dropout masks",
 )
 def forgotten_eval(
-    n_train: int = 300,
-    epochs: int = 40,
-    hidden: int = 128,
+    n_train: int = N_TRAIN,
+    epochs: int = EPOCHS,
     batch_size: int = 8,
-    margin: float = 10.0,
+    passes: int = 5,
     seed: int = 0,
     progress: bool = False,
 ) -> Result:
-    """Train an MLP with the recipe, then measure it correctly and with ``model.eval()`` forgotten.
-
-    The buggy measurements run on deep copies of the trained model, so the correct
-    ones are not affected by the running statistics the buggy passes overwrite.
+    """Train the recipe's MLP, then :func:`mode_table` on the test set.
 
     Returns:
-        Result: one row per measurement (mode, evaluation batch size, accuracy);
-        ``extra`` holds the model, ``max_diff_train``/``max_diff_eval`` (largest
-        difference between two passes over the test set), the error raised by a
-        batch of one, and the accuracies.
+        Result: the rows of :func:`mode_table`; claims about outputs that change between
+        passes, a batch of one, overwritten running statistics and the accuracy drop;
+        ``extra`` holds the model and the data.
     """
-    n_train = _check_n_train(n_train)
+    n_train = check_scalar(n_train, "n_train", kind="int", low=20, high=_MNIST1D_TRAIN - N_VAL)
     epochs = check_scalar(epochs, "epochs", kind="int", low=1)
-    hidden = check_scalar(hidden, "hidden", kind="int", low=1)
     batch_size = check_scalar(batch_size, "batch_size", kind="int", low=2)
-    margin = check_scalar(margin, "margin", low=0, high=100)
+    passes = check_scalar(passes, "passes", kind="int", low=1)
     seed = check_scalar(seed, "seed", kind="int", low=0)
-    data = digits_split(n_train, _N_VAL, seed=seed)
-    fit = solid_default(data, model="mlp", hidden=hidden, epochs=epochs, seed=seed,
-                        progress=progress)
-    model = fit.model
-    x, y = data.x_test, data.y_test
-
-    with torch.no_grad():
-        model.eval()
-        eval_1, eval_2 = model(x), model(x)
-    eval_acc = evaluate(model, x, y)[1]
-    eval_acc_small = _accuracy_in_batches(model.eval(), x, y, batch_size)
-
-    buggy = copy.deepcopy(model).train()          # the bug: still in training mode
-    bn = next(m for m in buggy.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
-    bn_before = bn.running_mean.clone()
-    with seeded(seed), torch.no_grad():
-        train_1, train_2 = buggy(x), buggy(x)
-        try:
-            buggy(x[:1])
-            single_error = ""
-        except ValueError as err:
-            single_error = str(err)
-    stats_moved = not torch.equal(bn_before, bn.running_mean)
-
-    rows = [{"mode": "eval", "batch_size": len(x), "accuracy": eval_acc},
-            {"mode": "eval", "batch_size": batch_size, "accuracy": eval_acc_small}]
-    train_accs = {}
-    for bs in (batch_size, 64, len(x)):
-        with seeded(seed):
-            train_accs[bs] = _accuracy_in_batches(copy.deepcopy(model).train(), x, y, bs)
-        rows.append({"mode": "train", "batch_size": bs, "accuracy": train_accs[bs]})
-
-    max_diff_train = (train_1 - train_2).abs().max().item()
-    max_diff_eval = (eval_1 - eval_2).abs().max().item()
+    data = mnist1d_subset(n_train, N_VAL, seed=seed)
+    with one_thread():
+        fit = recipe_mlp(data, seed=seed, epochs=epochs, progress=progress)
+        rows = mode_table(
+            fit.model, data.x_test, data.y_test, batch_sizes=(batch_size,), passes=passes, seed=seed
+        )
+    cell = {(r["mode"], r["batch_size"]): r["acc_mean"] for r in rows}
+    n = len(data.y_test)
     claims = {
-        "train mode: two passes over the same test set give different outputs (max difference > 0)":
-            max_diff_train > 0,
-        "eval mode: two passes give identical outputs": torch.equal(eval_1, eval_2),
-        f"eval mode: batches of {batch_size} give the same predictions as one big batch":
-            eval_acc_small == eval_acc,
-        "train mode: a batch of one example raises ValueError": bool(single_error),
-        "train mode: the forward passes overwrote batch norm's running statistics": stats_moved,
-        f"train-mode accuracy in batches of {batch_size} is more than {margin:g} points "
-        "below eval mode": train_accs[batch_size] < eval_acc - margin / 100,
+        "eval() gives the same accuracy in small batches as in one": cell[("eval()", n)]
+        == _accuracy_as_is(fit.model.eval(), data.x_test, data.y_test, batch_size),
+        f"train() in batches of {batch_size} is below eval()": cell[("train()", batch_size)]
+        < cell[("eval()", n)],
     }
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    labels = ["eval()\nany batch"] + [
-        f"train()\nbatch {bs}" if bs != len(x) else "train()\nwhole test set" for bs in train_accs
-    ]
-    values = [eval_acc] + list(train_accs.values())
-    ax.bar(range(len(values)), values, color=["C2"] + ["C3"] * len(train_accs))
-    for i, v in enumerate(values):
-        ax.text(i, v + 0.005, f"{v:.3f}", ha="center", fontsize=8)
-    ax.set_xticks(range(len(values)), labels)
-    ax.set_ylim(min(values) - 0.1, 1.0)
-    ax.set_ylabel("test accuracy")
-    ax.set_title("The same trained MLP, measured in eval() and in train() mode")
-    fig.tight_layout()
+    fig = plot_modes(rows)
+    plt.close(fig)  # drawn, not shown: a notebook shows it with show_figure
     return Result(
         "forgotten_eval",
-        {"n_train": n_train, "epochs": epochs, "hidden": hidden, "batch_size": batch_size,
-         "margin": margin, "seed": seed},
-        rows,
+        {
+            "n_train": n_train,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "passes": passes,
+            "seed": seed,
+        },
+        [{k: v for k, v in r.items() if k != "accs"} for r in rows],
         claims,
         fig,
-        extra={
-            "model": model, "data": data, "max_diff_train": max_diff_train,
-            "max_diff_eval": max_diff_eval, "single_error": single_error, "eval_acc": eval_acc,
-            "train_accs": train_accs,
-        },
+        extra={"model": fit.model, "data": data, "fit": fit},
     )
 
 
 # --------------------------------------------------------------------------- ablation
-#: Each arm of ``ablation``: the arguments of ``solid_default`` that switch one component off.
+#: Each arm of ``ablation``: the switches of :func:`recipe_mlp` that turn one component off.
 ABLATION_ARMS = {
     "full recipe": {},
     "no weight decay": {"weight_decay": 0.0},
@@ -283,77 +494,257 @@ ABLATION_ARMS = {
 NONE_ARM = "no regularization"
 
 
-@experiment(
-    "ablation",
-    "the solid default recipe with one component switched off at a time (small CNN, digits)",
-    seeds="number of seeds",
-    n_train="training images",
-    epochs="epoch budget",
-    channels="channels of the small CNN",
-)
-def ablation(
-    seeds: int = 2,
-    n_train: int = 150,
-    epochs: int = 60,
-    channels: int = 16,
-    progress: bool = False,
-) -> Result:
-    """Train the recipe, each one-component-off variant and the unregularized baseline on
-    the same data and seeds.
+@dataclass(frozen=True)
+class PairedDifference:
+    """Summary of paired differences ``d_i = a_i - b_i`` (see :func:`paired_difference`)."""
+
+    mean: float
+    std: float
+    t: float
+    p: float
+    n: int
+    n_positive: int
+    n_negative: int
+
+
+def paired_difference(a, b) -> PairedDifference:
+    """Mean, sample standard deviation and paired t-test of the differences ``a_i - b_i``.
+
+    With ``n`` pairs, ``d̄`` the mean and ``s`` the sample standard deviation (``n - 1``
+    in the denominator) of the differences, the statistic is ``t = d̄ / (s / √n)`` and
+    the two-sided p-value is ``2 · P(T > |t|)`` for Student's t with ``n - 1`` degrees
+    of freedom: the same as ``scipy.stats.ttest_rel(a, b)``. If every difference is the
+    same, ``s = 0``: then ``t`` is ``0`` and ``p`` is ``1`` when they are all zero, and
+    ``t = ±inf``, ``p = 0`` otherwise (where scipy returns NaN with a warning).
+
+    Args:
+        a, b: sequences of numbers of the same length ``n >= 2`` (one entry per seed).
 
     Returns:
-        Result: one row per arm (the arms of :data:`ABLATION_ARMS`, then
-        ``"no regularization"``) with mean and std of the test accuracy over seeds and
-        its drop against the full recipe; ``extra["per_seed"]`` has every run.
+        PairedDifference: ``mean``, ``std``, ``t``, ``p``, ``n`` and how many differences
+        are positive and negative.
+
+    Example:
+        >>> d = paired_difference([0.56, 0.55, 0.58], [0.50, 0.51, 0.50])
+        >>> round(d.mean, 4), d.n_positive, round(d.p, 3)
+        (0.06, 3, 0.035)
+
+    Used in:
+        chapter "Choosing and combining regularizers".
     """
-    seeds = check_scalar(seeds, "seeds", kind="int", low=1)
-    n_train = _check_n_train(n_train)
-    epochs = check_scalar(epochs, "epochs", kind="int", low=1)
-    channels = check_scalar(channels, "channels", kind="int", low=1)
-    arms = list(ABLATION_ARMS) + [NONE_ARM]
-    per_seed = []
-    for seed in range(seeds):
-        data = digits_split(n_train, _N_VAL, seed=seed)
-        common = dict(model="cnn", channels=channels, epochs=epochs, seed=seed, progress=progress)
-        for arm in arms:
-            if arm == NONE_ARM:
-                fit = no_regularization(data, **common)
-            else:
-                fit = solid_default(data, **common, **ABLATION_ARMS[arm])
-            per_seed.append({"seed": seed, "arm": arm, "train_acc": fit.train_acc,
-                             "test_acc": fit.test_acc})
-    means = {}
+    from scipy import stats
+
+    a = [check_scalar(v, "a") for v in a]
+    b = [check_scalar(v, "b") for v in b]
+    if len(a) != len(b):
+        raise ValueError(f"a and b must have the same length, got {len(a)} and {len(b)}")
+    if len(a) < 2:
+        raise ValueError(f"a and b need at least 2 pairs for a t-test, got {len(a)}")
+    d = [x - y for x, y in zip(a, b)]
+    n = len(d)
+    mean, std = mean_std(d)
+    if std == 0.0:
+        t = 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
+        p = 1.0 if mean == 0.0 else 0.0
+    else:
+        t = mean / (std / math.sqrt(n))
+        p = float(2 * stats.t.sf(abs(t), df=n - 1))
+    return PairedDifference(mean, std, t, p, n, sum(v > 0 for v in d), sum(v < 0 for v in d))
+
+
+def _verdict(diff: PairedDifference, alpha: float) -> str:
+    if diff.p < alpha:
+        return "raises" if diff.mean > 0 else "lowers"
+    return "no detectable change"
+
+
+@experiment(
+    "ablation",
+    "the solid default recipe on MNIST-1D's MLP with one component switched off at a time",
+    seeds="number of seeds (data subset, weights, shuffling, shifts, dropout)",
+    n_train="training signals (MNIST-1D subset)",
+    n_val="validation signals (early stopping)",
+    epochs="epoch budget of every run",
+    lr="learning rate (AdamW)",
+    batch_size="mini-batch size",
+    hidden="width of the MLP's hidden layers",
+    max_shift="largest circular shift of the augmentation",
+    alpha="significance level of the paired t-test",
+)
+def ablation(
+    seeds: int = 3,
+    n_train: int = N_TRAIN,
+    n_val: int = N_VAL,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+    batch_size: int = BATCH_SIZE,
+    hidden: int = HIDDEN,
+    max_shift: int = MAX_SHIFT,
+    alpha: float = 0.05,
+    progress: bool = False,
+) -> Result:
+    """Train every arm of :data:`ABLATION_ARMS` and no regularization on the same seeds.
+
+    Per seed, every arm gets the same data subset and initial weights. Each arm's effect
+    is ``test accuracy(arm) - test accuracy(full recipe)``, paired by seed, tested with
+    :func:`paired_difference` at level ``alpha``: switching the component off "raises"
+    or "lowers" the test accuracy, or makes "no detectable change". Where early stopping
+    did nothing in a seed's full-recipe run (its best epoch is the last of the budget, so
+    it neither stopped early nor restored other weights), the "no early stopping" arm is
+    that same run, not trained again (its row says ``reused``).
+
+    Returns:
+        Result: one row per arm with mean and std (over seeds) of train, validation and
+        test accuracy, the paired differences against the full recipe and their verdicts;
+        ``extra["per_seed"]`` holds every run and ``extra["histories"]`` their histories;
+        ``figure`` is :func:`plot_ablation` of the result (closed: show it with
+        :func:`regcourse.plotting.show_figure`).
+    """
+    seeds = check_scalar(seeds, "seeds", kind="int", low=2)
+    n_train = check_scalar(n_train, "n_train", kind="int", low=20, high=_MNIST1D_TRAIN - 10)
+    n_val = check_scalar(n_val, "n_val", kind="int", low=10, high=_MNIST1D_TRAIN - n_train)
+    alpha = check_scalar(alpha, "alpha", low=0, high=1, closed="neither")
+    budget = dict(epochs=epochs, lr=lr, batch_size=batch_size, hidden=hidden)
+    arms = [*ABLATION_ARMS, NONE_ARM]
+    per_seed, histories = [], {arm: [] for arm in arms}
+    with one_thread():
+        for seed in range(seeds):
+            data = mnist1d_subset(n_train, n_val, seed=seed)
+            fits = {}
+            for arm in arms:
+                full = fits.get("full recipe")
+                if arm == "no early stopping" and full.history.best_epoch == epochs:
+                    # Early stopping neither ended the full recipe's run early nor restored
+                    # an earlier epoch, so training without it gives the same weights.
+                    fit = full
+                elif arm == NONE_ARM:
+                    fit = no_regularization(
+                        data,
+                        model="mlp",
+                        in_features=40,
+                        depth=2,
+                        seed=seed,
+                        progress=progress,
+                        **budget,
+                    )
+                else:
+                    fit = recipe_mlp(
+                        data,
+                        seed=seed,
+                        max_shift=max_shift,
+                        progress=progress,
+                        **budget,
+                        **ABLATION_ARMS[arm],
+                    )
+                fits[arm] = fit
+                histories[arm].append(fit.history)
+                per_seed.append(
+                    {
+                        "seed": seed,
+                        "arm": arm,
+                        "train_acc": fit.train_acc,
+                        "val_acc": fit.history.val_acc[fit.history.best_epoch - 1],
+                        "test_acc": fit.test_acc,
+                        "epochs_trained": fit.history.stopped_epoch,
+                        "best_epoch": fit.history.best_epoch,
+                        "reused": fit is full,
+                    }
+                )
+
+    def column(arm, key):
+        return [r[key] for r in per_seed if r["arm"] == arm]
+
     rows = []
     for arm in arms:
-        m, s = mean_std(r["test_acc"] for r in per_seed if r["arm"] == arm)
-        means[arm] = m
-        rows.append({"arm": arm, "test_acc_mean": m, "test_acc_std": s})
-    for row in rows:
-        row["drop_vs_full"] = means["full recipe"] - row["test_acc_mean"]
-    one_off = [r for r in rows if r["arm"] not in ("full recipe", NONE_ARM)]
-    gain = means["full recipe"] - means[NONE_ARM]
-    largest = max(one_off, key=lambda r: abs(r["drop_vs_full"]))
-    claims = {
-        "the recipe without any single one of its components still beats no regularization":
-            all(r["test_acc_mean"] > means[NONE_ARM] for r in one_off),
-        "no single component changes the test accuracy by as much as the whole recipe gains":
-            abs(largest["drop_vs_full"]) < gain,
+        row = {"arm": arm}
+        for key in ("train_acc", "val_acc", "test_acc"):
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std(column(arm, key))
+        if arm != "full recipe":  # paired by seed against the full recipe
+            for key in ("test_acc", "train_acc"):
+                d = paired_difference(column(arm, key), column("full recipe", key))
+                m = key.split("_")[0]
+                row[f"{m}_delta_mean"], row[f"{m}_delta_std"] = d.mean, d.std
+                row[f"{m}_t"], row[f"{m}_p"] = d.t, d.p
+                row[f"{m}_seeds_up"], row[f"{m}_seeds_down"] = d.n_positive, d.n_negative
+                row[f"{m}_verdict"] = _verdict(d, alpha)
+        rows.append(row)
+    full, none = column("full recipe", "test_acc"), column(NONE_ARM, "test_acc")
+    gap = {
+        arm: [a - b for a, b in zip(column(arm, "train_acc"), column(arm, "test_acc"))]
+        for arm in ("full recipe", NONE_ARM)
     }
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    colors = ["C2"] + ["C0"] * len(one_off) + ["C3"]
-    ax.barh(range(len(rows)), [r["test_acc_mean"] for r in rows],
-            xerr=[r["test_acc_std"] for r in rows], color=colors, capsize=3)
-    ax.set_yticks(range(len(rows)), [r["arm"] for r in rows])
-    ax.invert_yaxis()
-    ax.set_xlim(min(r["test_acc_mean"] for r in rows) - 0.03, 1.0)
-    ax.set_xlabel("test accuracy")
-    ax.set_title(f"Ablation, {n_train} digits, {seeds} seed{'s' if seeds > 1 else ''}")
-    fig.tight_layout()
-    return Result(
+    claims = {
+        "the full recipe has a higher test accuracy than no regularization in every seed": all(
+            a > b for a, b in zip(full, none)
+        ),
+        "the full recipe has a smaller train-test gap than no regularization in every seed": all(
+            a < b for a, b in zip(gap["full recipe"], gap[NONE_ARM])
+        ),
+        "without regularization the MLP fits at least 99 % of its training set in every seed": all(
+            a >= 0.99 for a in column(NONE_ARM, "train_acc")
+        ),
+    }
+    result = Result(
         "ablation",
-        {"seeds": seeds, "n_train": n_train, "epochs": epochs, "channels": channels},
+        {
+            "seeds": seeds,
+            "n_train": n_train,
+            "n_val": n_val,
+            **budget,
+            "max_shift": max_shift,
+            "alpha": alpha,
+        },
         rows,
         claims,
-        fig,
-        extra={"per_seed": per_seed, "gain": gain, "largest_change": largest["arm"]},
+        None,
+        extra={"per_seed": per_seed, "histories": histories},
     )
+    result.figure = plot_ablation(result)
+    plt.close(result.figure)  # drawn, not shown: a notebook shows it with show_figure
+    return result
+
+
+def plot_ablation(result: Result) -> plt.Figure:
+    """The ablation as a figure: test accuracy per arm (left), and each arm's paired
+    difference against the full recipe in test accuracy (middle) and in training
+    accuracy (right), every seed a dot.
+
+    The accuracy axis starts at 0; the difference axes are centred on 0.
+
+    Used in:
+        chapter "Choosing and combining regularizers".
+    """
+    rows, per_seed = result.rows, result.extra["per_seed"]
+    arms = [r["arm"] for r in rows]
+    colors = ["C2"] + ["C0"] * (len(arms) - 2) + ["C3"]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharey=True)
+    ys = list(range(len(arms)))
+    axes[0].barh(
+        ys,
+        [r["test_acc_mean"] for r in rows],
+        xerr=[r["test_acc_std"] for r in rows],
+        color=colors,
+        capsize=3,
+    )
+    axes[0].set_xlim(0, 1)
+    axes[0].set_xlabel("test accuracy (mean ± std)")
+    axes[0].set_yticks(ys, arms)
+    axes[0].invert_yaxis()
+    for ax, m in zip(axes[1:], ("test", "train")):
+        full = {r["seed"]: r[f"{m}_acc"] for r in per_seed if r["arm"] == "full recipe"}
+        for i, r in enumerate(rows[1:], start=1):
+            dots = [
+                100 * (p[f"{m}_acc"] - full[p["seed"]]) for p in per_seed if p["arm"] == r["arm"]
+            ]
+            ax.barh(i, 100 * r[f"{m}_delta_mean"], color=colors[i], alpha=0.5)
+            ax.plot(dots, [i] * len(dots), "k.", ms=5)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlabel(f"{m} accuracy minus the full recipe's (points)")
+        lim = 1.1 * max(abs(v) for v in ax.get_xlim())
+        ax.set_xlim(-lim, lim)
+    opts = result.options
+    axes[0].set_title(f"{opts['n_train']} MNIST-1D signals, {opts['seeds']} seeds", fontsize=9)
+    axes[1].set_title("effect on test accuracy (dots: seeds)", fontsize=9)
+    axes[2].set_title("effect on training accuracy (dots: seeds)", fontsize=9)
+    fig.tight_layout()
+    return fig
