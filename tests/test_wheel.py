@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -195,3 +196,36 @@ print("trained", len(h.val_acc), 0.0 <= evaluate(model, data.x_test, data.y_test
         )
         assert proc.returncode != 0
         assert "pip install regcourse-0.0.1-py3-none-any.whl" in proc.stderr
+
+
+class TestDownloadedChapter:
+    """A learner downloads one chapter and runs it with the installed wheel (issue 11)."""
+
+    CHAPTER = ROOT / "book" / "dropout.ipynb"
+
+    def test_runs_under_nbval_against_its_committed_outputs(self, venv, tmp_path):
+        python, env_dir, env = venv
+        work = tmp_path / "downloads"  # an empty folder: no repository, no conftest
+        work.mkdir()
+        shutil.copy(self.CHAPTER, work / self.CHAPTER.name)
+        env = dict(env, PYTHONHASHSEED="0", REGCOURSE_NUM_THREADS="1")
+        proc = subprocess.run(
+            [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+             "--nbval-current-env", self.CHAPTER.name],
+            cwd=work, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert re.search(r"\d+ passed", proc.stdout) and "failed" not in proc.stdout
+
+    def test_the_kernel_imports_the_wheel(self, venv, tmp_path):
+        """The kernel nbval starts there is the new environment's, with the wheel's regcourse."""
+        python, env_dir, env = venv
+        code = (
+            "from jupyter_client.manager import start_new_kernel\n"
+            "km, kc = start_new_kernel(kernel_name='python3')\n"
+            "msg = kc.execute_interactive('import regcourse, sys; print(regcourse.__file__)',"
+            " output_hook=lambda m: print(m['content'].get('text', ''), end=''))\n"
+            "km.shutdown_kernel(now=True)\n"
+        )
+        out = _run([str(python), "-c", code], cwd=tmp_path, env=env).stdout.strip()
+        assert Path(out).resolve().is_relative_to(env_dir.resolve()), out
