@@ -179,6 +179,8 @@ requirements: $(STAMP)
 	$(PIN) --extra test --extra book --extra lab --allow-unsafe -o requirements/dev.txt
 	$(PIN) --extra lab -o binder/requirements.txt
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements/*.txt binder/requirements.txt
+	@# Binder installs from PyPI, whose torch is the multi-GB CUDA build: take the CPU build
+	sed -i '1i --extra-index-url https://download.pytorch.org/whl/cpu' binder/requirements.txt
 	@# no pin of pip itself: the venv keeps the pip it was made with
 	$(BIN)/python -c "import re,sys; p=sys.argv[1]; t=re.sub(r'\npip==[^\n]*\n(    # via[^\n]*\n)+', '\n', open(p).read()); open(p,'w').write(t)" requirements/dev.txt
 
