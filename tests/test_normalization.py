@@ -9,7 +9,6 @@ the number of sampled batches.
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -600,129 +599,6 @@ class TestLoglogSlope:
     def test_rejects_bad_input(self, xs, ys, exc, match):
         with pytest.raises(exc, match=match):
             loglog_slope(xs, ys)
-
-
-class TestExperiments:
-    def test_bn_noise_tiny(self):
-        from regcourse.experiments import Result, run
-
-        res = run("bn_noise", batch_sizes="2,8,32", num_batches=60, hidden=16)
-        assert isinstance(res, Result) and res.name == "bn_noise"
-        assert [row["batch_size"] for row in res.rows] == [2, 8, 32]
-        assert set(res.rows[0]) == {
-            "batch_size",
-            "mean_noise",
-            "predicted_mean_noise",
-            "xhat_noise",
-        }
-        assert len(res.claims) == 3 and res.figure is not None
-        assert res.rows[0]["mean_noise"] > res.rows[-1]["mean_noise"]
-
-    def test_bn_gap_tiny(self):
-        from regcourse.experiments import run
-
-        res = run(
-            "bn_gap", bn_batch_sizes="4,16", batch_size=16, seeds=2, epochs=2, n_train=64, hidden=16
-        )
-        assert [row["setting"] for row in res.rows] == ["BN, B=4", "BN, B=16", "no BN"]
-        for row in res.rows:
-            assert 0.0 <= row["train_acc_mean"] <= 1.0 and 0.0 <= row["test_acc_mean"] <= 1.0
-            assert row["gap_mean"] == pytest.approx(row["train_acc_mean"] - row["test_acc_mean"])
-        assert len(res.extra["runs"]["BN, B=4"]) == 2
-        assert len(res.claims) == 3 and res.figure is not None
-
-    def test_bn_gap_uses_our_layers(self):
-        from regcourse.experiments.batch_norm import _with_batch_norm
-        from regcourse.models import build_model
-
-        model = _with_batch_norm(build_model("mlp", batch_norm=True, hidden=8), 4)
-        kinds = [type(m) for m in model if "Norm" in type(m).__name__]
-        assert kinds == [GhostBatchNorm1d, GhostBatchNorm1d]
-
-    @pytest.mark.parametrize(
-        "name, options, match",
-        [
-            (
-                "bn_noise",
-                dict(batch_sizes="8,2"),
-                r"batch_sizes must hold at least two distinct sizes in increasing order",
-            ),
-            ("bn_noise", dict(batch_sizes="2,x"), r"batch_sizes must be comma-separated integers"),
-            ("bn_noise", dict(batch_sizes="1,4"), r"batch_sizes must be >= 2, got 1"),
-            ("bn_noise", dict(batch_sizes="2,1000"), r"batch_sizes must be at most 424"),
-            ("bn_noise", dict(tolerance=0.0), r"tolerance must be > 0"),
-            ("bn_gap", dict(mode="fast"), r"mode must be 'ghost' or 'plain', got 'fast'"),
-            (
-                "bn_gap",
-                dict(bn_batch_sizes="4,128"),
-                r"bn_batch_sizes must not exceed batch_size=64",
-            ),
-            ("bn_gap", dict(seeds=0), r"seeds must be >= 1, got 0"),
-            ("bn_gap", dict(label_noise=1.0), r"label_noise must be in \[0, 1\), got 1"),
-        ],
-    )
-    def test_bad_options(self, name, options, match):
-        from regcourse.experiments import run
-
-        with pytest.raises(ValueError, match=match):
-            run(name, **options)
-
-    def test_cli_writes_table_and_figure(self, tmp_path, capsys):
-        from regcourse.__main__ import main
-
-        code = main(
-            [
-                "run",
-                "bn_gap",
-                "--out",
-                str(tmp_path),
-                "--no-progress",
-                "--bn-batch-sizes",
-                "4,8",
-                "--batch-size",
-                "16",
-                "--seeds",
-                "1",
-                "--epochs",
-                "1",
-                "--n-train",
-                "48",
-                "--hidden",
-                "8",
-                "--baseline",
-                "false",
-            ]
-        )
-        assert code == 0
-        payload = json.loads((tmp_path / "bn_gap.json").read_text())
-        assert payload["experiment"] == "bn_gap" and payload["options"]["baseline"] is False
-        assert [row["setting"] for row in payload["rows"]] == ["BN, B=4", "BN, B=8"]
-        assert (tmp_path / "bn_gap.png").stat().st_size > 0
-        assert "wrote" in capsys.readouterr().out
-
-    def test_cli_csv_for_bn_noise(self, tmp_path):
-        from regcourse.__main__ import main
-
-        code = main(
-            [
-                "run",
-                "bn_noise",
-                "--out",
-                str(tmp_path),
-                "--format",
-                "csv",
-                "--no-progress",
-                "--batch-sizes",
-                "2,4",
-                "--num-batches",
-                "20",
-                "--hidden",
-                "4",
-            ]
-        )
-        assert code == 0
-        header = (tmp_path / "bn_noise.csv").read_text().splitlines()[0]
-        assert header == "batch_size,mean_noise,predicted_mean_noise,xhat_noise"
 
 
 # ------------------------------------------------------------------------ BatchNorm2d

@@ -3,6 +3,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 
 from coursework.spec import Chapter, as_float, assert_number_close, assert_tensor_close
 from regcourse.normalization import BatchNorm1d, batch_norm
@@ -101,14 +102,33 @@ def x_hat_of_random_pairs(student):
     assert_tensor_close(got.to(F64), expected, rtol=1e-6, atol=1e-9, what="xhat_pairs", check_dtype=False)
 
 
-# --- bn-ex4: the real batch size -----------------------------------------------------------------------
-ex4 = CHAPTER.exercise("bn-ex4", "The real batch size", manual="the prediction about the number of optimizer steps")
+# --- bn-ex4: group norm ------------------------------------------------------------------------------
+ex4 = CHAPTER.exercise("bn-ex4", "Implement group norm", functions=["ex_group_norm"],
+                       forbid=["group_norm", "GroupNorm", "layer_norm", "LayerNorm", "instance_norm",
+                               "batch_norm", "BatchNorm1d", "BatchNorm2d"])
+
+
+def _check_group_norm(student, x, groups, eps=None):
+    args = (x, groups) if eps is None else (x, groups, eps)
+    got = student.call("ex_group_norm", *args)
+    want = F.group_norm(x, groups, eps=1e-5 if eps is None else eps)
+    tol = 1e-10 if x.dtype == F64 else 1e-4
+    what = f"ex_group_norm on a {x.dtype} input of shape {tuple(x.shape)} with {groups} groups"
+    assert_tensor_close(got, want, rtol=tol, atol=tol, what=what + ("" if eps is None else f", eps={eps}"))
 
 
 @ex4.test(points=1)
-def plain_run_with_the_asked_options(student):
-    options = student.value("plain", "options")
-    assert isinstance(options, dict), "plain should be the result of run('bn_gap', ...)"
-    asked = {"mode": "plain", "bn_batch_sizes": "8,64", "seeds": 1, "baseline": False}
-    wrong = {k: options.get(k) for k, v in asked.items() if options.get(k) != v}
-    assert not wrong, f"plain was run with {wrong}, the exercise asks for {asked}"
+def features_signals_and_maps(student):
+    gen = torch.Generator().manual_seed(41)
+    for shape, groups in [((4, 12), 3), ((4, 12, 7), 4), ((2, 6, 5, 5), 2)]:
+        _check_group_norm(student, torch.randn(shape, generator=gen, dtype=F64) * 2 + 1, groups)
+
+
+@ex4.test(points=2)
+def one_group_every_channel_eps_and_float32(student):
+    """G = 1 (layer norm), G = C (instance norm), a larger eps, float32, values far from 0."""
+    gen = torch.Generator().manual_seed(42)
+    _check_group_norm(student, torch.randn(3, 8, 9, generator=gen, dtype=F64), 1)
+    _check_group_norm(student, torch.randn(3, 8, 9, generator=gen, dtype=F64), 8)
+    _check_group_norm(student, torch.randn(5, 10, 4, generator=gen, dtype=F64) * 0.01, 5, 1e-3)
+    _check_group_norm(student, torch.randn(6, 16, 3, generator=gen) * 3 + 50, 4)
