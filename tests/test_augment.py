@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -773,95 +772,3 @@ class TestProperties:
     def test_flip_twice_is_identity(self, n, c, h, w, seed):
         x = torch.randn(n, c, h, w, generator=gen(seed))
         assert torch.equal(A.hflip(A.hflip(x, p=1.0), p=1.0), x)
-
-
-# --------------------------------------------------------------------------- experiments
-class TestExperiments:
-    def test_aug_gallery(self):
-        from regcourse.experiments import run
-        from regcourse.plotting import close
-
-        res = run("aug_gallery", size=32, seed=1)
-        assert res.all_claims_hold, res.claims
-        assert len(res.rows) == 8 and {"transform", "changed_fraction"} <= set(res.rows[0])
-        cm = res.extra["cutmix"]
-        assert cm["counted_fraction"] == pytest.approx(1 - cm["lam"], abs=1e-9)
-        assert res.figure is not None
-        close(res.figure)
-
-    def test_aug_gallery_bad_option(self):
-        from regcourse.experiments import run
-
-        with pytest.raises(ValueError, match="photo"):
-            run("aug_gallery", photo="cat.jpg")
-        with pytest.raises(ValueError, match="mixup_alpha"):
-            run("aug_gallery", mixup_alpha=0.0)
-
-    def test_aug_gap_structure(self):
-        from regcourse.experiments import run
-        from regcourse.plotting import close
-
-        res = run("aug_gap", seeds=1, n_train=40, epochs=2, channels=4, cutout=0)
-        assert res.options["cutout"] == 0
-        assert [r["augmentation"] for r in res.rows] == ["none", "shift_rotate_cutout", "flip"]
-        for row in res.rows:
-            assert 0 <= row["test_acc"] <= 1 and row["gap"] == pytest.approx(
-                row["train_acc"] - row["test_acc"]
-            )
-        assert len(res.claims) == 4 and all(isinstance(v, bool) for v in res.claims.values())
-        close(res.figure)
-        with pytest.raises(ValueError, match="seeds"):
-            run("aug_gap", seeds=0)
-        with pytest.raises(ValueError, match="cutout"):
-            run("aug_gap", cutout=9)
-
-    def test_digit_augment_pipelines(self):
-        from regcourse.experiments.augmentation import digit_augment
-
-        assert digit_augment("none", -0.5) is None
-        assert len(digit_augment("shift_rotate_cutout", -0.5).steps) == 3
-        assert len(digit_augment("shift_rotate_cutout", -0.5, cutout=0).steps) == 2
-        assert isinstance(digit_augment("flip", -0.5).steps[0], RandomHFlip)
-        with pytest.raises(ValueError, match="kind"):
-            digit_augment("mirror", 0.0)
-
-    def test_lambda_histograms(self):
-        from regcourse.experiments.augmentation import lambda_histograms
-        from regcourse.plotting import close
-
-        fig, samples = lambda_histograms((0.2, 2.0), n=500, seed=1)
-        assert set(samples) == {0.2, 2.0} and all(len(v) == 500 for v in samples.values())
-        assert samples[0.2].var() > samples[2.0].var()  # 1/5.6 vs 1/20
-        close(fig)
-
-    def test_cli_writes_the_files(self, tmp_path, capsys):
-        from regcourse.__main__ import main
-
-        code = main(
-            [
-                "run",
-                "aug_gap",
-                "--out",
-                str(tmp_path),
-                "--no-progress",
-                "--seeds",
-                "1",
-                "--n-train",
-                "40",
-                "--epochs",
-                "1",
-                "--channels",
-                "4",
-            ]
-        )
-        assert code == 0
-        payload = json.loads((tmp_path / "aug_gap.json").read_text())
-        assert payload["experiment"] == "aug_gap" and len(payload["rows"]) == 3
-        assert (tmp_path / "aug_gap.png").stat().st_size > 0
-        assert (
-            main(["run", "aug_gallery", "--out", str(tmp_path), "--size", "24", "--format", "csv"])
-            == 0
-        )
-        assert (tmp_path / "aug_gallery.csv").read_text().startswith("transform,changed_fraction")
-        assert main(["run", "aug_gap", "--out", str(tmp_path), "--seeds", "0"]) == 2
-        assert "seeds" in capsys.readouterr().err

@@ -40,7 +40,6 @@ BIB = parse_file(str(ROOT / "references.bib"))
 #: being rewritten. Strict: a chapter that is cleaned up must leave this list.
 UNUSED_GLUE_TO_CLEAN = {
     "core_problem",
-    "augmentation",
     "label_smoothing",
     "early_stopping",
 }
@@ -52,7 +51,6 @@ NOT_YET_REWRITTEN = {
     "core_problem",
     "weight_decay",
     "dropout",
-    "augmentation",
     "label_smoothing",
     "early_stopping",
     "dropconnect_depth",

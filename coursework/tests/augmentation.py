@@ -61,7 +61,7 @@ def corners_empty_and_full_boxes(student):
 
 # --- aug-ex3: expected Cutout fraction ----------------------------------------------------------------
 ex3 = CHAPTER.exercise("aug-ex3", "How much does Cutout really erase?", functions=["ex_cutout_fraction"],
-                       manual="part 1: which sizes are clipped most, and part 3 if assigned")
+                       manual="part 1: which sizes are clipped most, and why")
 
 
 def _exact_fraction(s, h, w):
@@ -100,3 +100,34 @@ def measured_shares(student):
         se = math.sqrt(exact * (1 - exact) / 20_000)
         value = as_float(got, f"the share for alpha = {alpha}")
         assert abs(value - exact) < 5 * se, f"the share for alpha = {alpha} is {value:.3f}, the exact share {exact:.3f}"
+
+
+# --- aug-ex5: the circular shift ---------------------------------------------------------------------
+ex5 = CHAPTER.exercise("aug-ex5", "Implement the circular shift", functions=["ex_shift"],
+                       forbid=["roll", "shift", "random_shift", "RandomShift1d"])
+
+
+def _check_shift(student, x, shifts):
+    got = student.call("ex_shift", x, shifts)
+    want = torch.stack([torch.roll(row, int(k)) for row, k in zip(x, shifts)])
+    assert isinstance(got, torch.Tensor) and got.shape == x.shape and got.dtype == x.dtype, (
+        f"ex_shift should return a {x.dtype} tensor of shape {tuple(x.shape)}, got {got!r}"[:300])
+    assert torch.equal(got, want), (
+        f"ex_shift(x, shifts={shifts.tolist()}) on a signal of length {x.shape[1]} differs from "
+        "shifting each row circularly (torch.roll)")
+
+
+@ex5.test(points=1)
+def small_positive_and_negative_shifts(student):
+    gen = torch.Generator().manual_seed(71)
+    _check_shift(student, torch.randn(5, 9, generator=gen, dtype=torch.float64), torch.tensor([0, 1, -1, 4, -4]))
+
+
+@ex5.test(points=2)
+def shifts_beyond_the_length_other_lengths_and_dtypes(student):
+    """Shifts larger than L and below -L, a single row, float32 and integer signals."""
+    gen = torch.Generator().manual_seed(72)
+    x = torch.randn(6, 40, generator=gen)
+    _check_shift(student, x, torch.randint(-100, 100, (6,), generator=gen))
+    _check_shift(student, torch.arange(7.0).view(1, 7), torch.tensor([15]))
+    _check_shift(student, torch.arange(24).view(4, 6), torch.tensor([-7, 6, 13, -1]))
