@@ -1,4 +1,4 @@
-"""Tests of regcourse.augment and of the chapter's experiments (aug_gallery, aug_gap)."""
+"""Tests of regcourse.augment (the chapter's experiments: tests/test_augmentation_experiments.py)."""
 
 from __future__ import annotations
 
