@@ -24,7 +24,7 @@ The pieces the chapter calls directly:
   amount), hence these few lines.
 - :func:`recipe_mlp`: the recipe on the benchmark's MLP, every component switchable.
 
-Training runs inside :func:`regcourse.experiments._common.one_thread`, so the results
+Training runs inside ``regcourse.experiments._common.one_thread()``, so the results
 do not depend on the number of torch threads.
 """
 
@@ -55,6 +55,7 @@ __all__ = [
     "BATCH_SIZE",
     "HIDDEN",
     "MAX_SHIFT",
+    "MODE_SETTINGS",
     "ABLATION_ARMS",
     "NONE_ARM",
     "mnist1d_subset",
@@ -78,11 +79,11 @@ N_TRAIN = 800
 N_VAL = 500
 #: Epoch budget of every run (early stopping may end the recipe sooner).
 EPOCHS = 30
-#: Learning rate: the MNIST-1D benchmark's (Adam, 1e-2).
+#: The learning rate of the MNIST-1D benchmark's runs (Adam, 1e-2).
 LR = 1e-2
-#: Mini-batch size: the MNIST-1D benchmark's.
+#: The mini-batch size of the MNIST-1D benchmark's runs.
 BATCH_SIZE = 100
-#: Width of the MLP's two hidden layers: the benchmark's MLP.
+#: The width of the two hidden layers of the benchmark's MLP.
 HIDDEN = 100
 #: Largest circular shift (positions of 40) of the recipe's augmentation on MNIST-1D.
 MAX_SHIFT = 3
@@ -312,7 +313,7 @@ def _accuracy_as_is(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_si
     return correct / len(x)
 
 
-#: The mode settings of :func:`mode_table`: ``name -> (batch norm in train, dropout in train)``.
+#: The settings :func:`mode_table` measures, ``name -> (batch norm in train, dropout in train)``.
 MODE_SETTINGS = {
     "eval()": (False, False),
     "train()": (True, True),
@@ -480,7 +481,7 @@ def forgotten_eval(
 
 
 # --------------------------------------------------------------------------- ablation
-#: Each arm of ``ablation``: the switches of :func:`recipe_mlp` that turn one component off.
+#: The arms of ``ablation``, each with the switches of :func:`recipe_mlp` that turn one component off.
 ABLATION_ARMS = {
     "full recipe": {},
     "no weight decay": {"weight_decay": 0.0},
@@ -717,7 +718,7 @@ def plot_ablation(result: Result) -> plt.Figure:
     rows, per_seed = result.rows, result.extra["per_seed"]
     arms = [r["arm"] for r in rows]
     colors = ["C2"] + ["C0"] * (len(arms) - 2) + ["C3"]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.8), sharey=True)
     ys = list(range(len(arms)))
     axes[0].barh(
         ys,
@@ -727,7 +728,7 @@ def plot_ablation(result: Result) -> plt.Figure:
         capsize=3,
     )
     axes[0].set_xlim(0, 1)
-    axes[0].set_xlabel("test accuracy (mean ± std)")
+    axes[0].set_xlabel("test accuracy (mean ± std)", fontsize=9)
     axes[0].set_yticks(ys, arms)
     axes[0].invert_yaxis()
     for ax, m in zip(axes[1:], ("test", "train")):
@@ -739,7 +740,7 @@ def plot_ablation(result: Result) -> plt.Figure:
             ax.barh(i, 100 * r[f"{m}_delta_mean"], color=colors[i], alpha=0.5)
             ax.plot(dots, [i] * len(dots), "k.", ms=5)
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_xlabel(f"{m} accuracy minus the full recipe's (points)")
+        ax.set_xlabel(f"{m} accuracy: variant − full recipe (points)", fontsize=9)
         lim = 1.1 * max(abs(v) for v in ax.get_xlim())
         ax.set_xlim(-lim, lim)
     opts = result.options
