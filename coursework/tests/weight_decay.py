@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from coursework.spec import Chapter, as_float, assert_number_close, assert_tensor_close
+from coursework.spec import Chapter, Expr, as_float, assert_number_close, assert_tensor_close
 from regcourse.penalties import adam_init, adam_l2_step, adamw_step, sgd_step, shrink_path
 
 CHAPTER = Chapter("weight_decay", "Weight decay: L2, L1 and decoupled")
@@ -119,3 +119,48 @@ def adam_l2_prediction(student):
     got = as_float(student.value("predicted_adam_l2"), "predicted_adam_l2")
     assert math.isfinite(got) and abs(got - adam_l2) < 0.05, (
         f"predicted_adam_l2 = {got:.4f} is more than 0.05 away from where Adam + L2 leaves the weight")
+
+
+# --- wd-ex5: which parameters to decay -------------------------------------------------------
+ex5 = CHAPTER.exercise("wd-ex5", "Which parameters to decay", functions=["ex_decay_split"],
+                       forbid=["decay_split", "param_groups"],
+                       manual="why the decayed numbers outnumber the others, in words")
+
+_MODELS = {  # built in the student's process; the same code builds the reference here
+    "the MLP with layer norm": "__import__('regcourse.models', fromlist=['x']).mnist1d_model('mlp', norm='layer')",
+    "the 1-D CNN with batch norm": "__import__('regcourse.models', fromlist=['x']).mnist1d_model('cnn', norm='batch')",
+    "a digits CNN with group norm": "__import__('regcourse.models', fromlist=['x']).build_model('cnn', norm='group')",
+    "a linear layer without bias and a layer norm":
+        "__import__('torch').nn.Sequential(__import__('torch').nn.Linear(3, 4, bias=False), "
+        "__import__('torch').nn.LayerNorm(4))",
+    "a 2-D convolution with batch norm and a bias-free linear layer":
+        "__import__('torch').nn.Sequential(__import__('torch').nn.Conv2d(2, 3, 3), "
+        "__import__('torch').nn.BatchNorm2d(3), __import__('torch').nn.Flatten(), "
+        "__import__('torch').nn.Linear(12, 5, bias=False))",
+}
+
+
+def _split_of(student, code):
+    from regcourse.experiments.weight_decay import decay_split
+
+    got = student.call("ex_decay_split", Expr(code))
+    expected = decay_split(eval(code))  # noqa: S307 - our own fixed model-building code
+    assert isinstance(got, (tuple, list)) and len(got) == 2, (
+        f"ex_decay_split should return two lists of names, got {got!r}"[:300])
+    return [list(part) if isinstance(part, (list, tuple)) else part for part in got], list(expected)
+
+
+@ex5.test(points=1)
+def the_chapters_networks(student):
+    """The split of the MLP with layer norm and the 1-D CNN with batch norm."""
+    for what in ("the MLP with layer norm", "the 1-D CNN with batch norm"):
+        got, expected = _split_of(student, _MODELS[what])
+        assert got == expected, f"for {what}, ex_decay_split gives {got!r}, expected {expected!r}"[:600]
+
+
+@ex5.test(points=2)
+def other_networks_in_order(student):
+    """Group norm, 2-D convolutions, a layer without bias: both lists, in named_parameters() order."""
+    for what in list(_MODELS)[2:]:
+        got, expected = _split_of(student, _MODELS[what])
+        assert got == expected, f"for {what}, ex_decay_split gives {got!r}, expected {expected!r}"[:600]

@@ -38,6 +38,7 @@ _MODULES = (
     "early_stopping",
     "depth",
     "combining",
+    "weight_decay",
 )
 
 
