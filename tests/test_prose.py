@@ -49,7 +49,6 @@ UNUSED_GLUE_TO_CLEAN = {
 #: wider than the site shows. Emptied as the chapters are rewritten.
 NOT_YET_REWRITTEN = {
     "core_problem",
-    "dropout",
     "label_smoothing",
     "early_stopping",
     "dropconnect_depth",

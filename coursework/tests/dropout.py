@@ -78,3 +78,44 @@ def spread_follows_sigma_over_sqrt_n(student):
         assert abs(got / predicted - 1) < 0.2, (
             f"mc_spread({n}, {p}) = {got:.4f}, but the spread of averages of {n} masks is "
             f"{predicted:.4f}; did you rescale by 1/(1-p) and average each row before the std?")
+
+
+# --- do-ex4: spatial dropout with a given mask -----------------------------------------------
+ex4 = CHAPTER.exercise("do-ex4", "Spatial dropout with a given mask", functions=["ex_channel_dropout"],
+                       forbid=["apply_dropout_mask", "channel_dropout", "dropout1d", "dropout2d",
+                               "Dropout1d", "Dropout2d"],
+                       manual="the expected number of dropped channels and the probability of keeping all")
+
+
+def _check_channels(student, shape, p, dtype, mask=None):
+    gen = torch.Generator().manual_seed(sum(shape) + int(100 * p))
+    h = torch.randn(shape, generator=gen, dtype=dtype)
+    if mask is None:
+        mask = dropout_mask(shape[:2], p, generator=gen, dtype=dtype)
+    full = mask.reshape(*shape[:2], *(1,) * (len(shape) - 2)).expand(shape)
+    expected = apply_dropout_mask(h, full, p)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    got = student.call("ex_channel_dropout", h, mask, p)
+    assert_tensor_close(got, expected, rtol=tol, atol=tol,
+                        what=f"ex_channel_dropout on a {dtype} tensor of shape {shape} with p = {p}")
+
+
+@ex4.test(points=1)
+def one_dimensional_feature_maps(student):
+    """(N, C, L) feature maps, float32 and float64."""
+    _check_channels(student, (4, 6, 9), 0.3, torch.float32)
+    _check_channels(student, (2, 3, 5), 0.5, torch.float64)
+
+
+@ex4.test(points=1)
+def two_dimensional_feature_maps(student):
+    """(N, C, H, W) feature maps: the same mask entry for every pixel of a channel."""
+    _check_channels(student, (3, 5, 4, 4), 0.4, torch.float32)
+    _check_channels(student, (2, 2, 3, 7), 0.1, torch.float64)
+
+
+@ex4.test(points=1)
+def no_channel_and_every_channel_kept(student):
+    """A mask of zeros gives zeros; a mask of ones scales every entry by 1/(1-p)."""
+    _check_channels(student, (2, 3, 4), 0.25, torch.float64, mask=torch.zeros(2, 3, dtype=torch.float64))
+    _check_channels(student, (2, 3, 2, 2), 0.75, torch.float64, mask=torch.ones(2, 3, dtype=torch.float64))

@@ -39,6 +39,7 @@ _MODULES = (
     "depth",
     "combining",
     "weight_decay",
+    "dropout",
 )
 
 
