@@ -124,6 +124,10 @@ def _grade_class(args) -> int:
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         extra = {"tests_dir": Path(args.tests_dir)} if args.tests_dir else {}
+        if args.no_shared_cells:
+            extra["reference"] = None
+        elif args.reference:
+            extra["reference"] = Path(args.reference)
         result = grade_class(args.submissions, gradebook=args.gradebook, reports=args.reports, roster=args.roster,
                              state=args.state, jobs=args.jobs, secret=_secret(args), progress=not args.no_progress,
                              force=args.force, **_grade_options(args), **extra)
@@ -271,6 +275,10 @@ def main(argv=None) -> int:
     p.add_argument("--state", help="(a class) folder of kept results (default: <gradebook>.state)")
     p.add_argument("--force", action="store_true", help="(a class) grade again even what is unchanged")
     p.add_argument("--no-progress", action="store_true", help="(a class) no progress bar")
+    p.add_argument("--reference", help="(a class) folder of the chapters as the book has them (default: book/): "
+                   "the cells before a chapter's first exercise run once from there, and submissions that have "
+                   "them unchanged start from their state")
+    p.add_argument("--no-shared-cells", action="store_true", help="(a class) run every cell of every submission")
     _add_limits(p)
     p.add_argument("--chapter", help="the chapter (default: from the notebook's metadata or exercise labels)")
     p.add_argument("--tests-dir", help="folder of hidden tests (default: coursework/tests; keep your own "

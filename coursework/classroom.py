@@ -57,6 +57,7 @@ __all__ = ["ClassResult", "Entry", "Interrupted", "RosterError", "STATUSES", "fi
 STATUSES = ("graded", "timed out", "crashed", "malformed", "refused", "missing", "error", "pending")
 _KEPT = {"graded", "timed out", "crashed", "malformed", "refused"}
 _CACHE_FORMAT = "coursework-class-cache-1"
+REFERENCE = Path(__file__).resolve().parents[1] / "book"   # the chapters as the book has them
 
 
 class RosterError(ValueError):
@@ -372,13 +373,32 @@ def feedback_markdown(row: dict, title: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _signature(report: dict) -> list:
+    """What must not change when a submission starts from the shared cells: every score, test and cell."""
+    return [[(e["label"], e["score"], [(t["name"], t["passed"], t["outcome"]) for t in e["tests"]])
+             for e in report["exercises"]], [(c["cell"], c["status"]) for c in report["cells"]]]
+
+
+def _timed(*reports) -> bool:
+    return any(t["outcome"] == "timeout" for r in reports for e in r["exercises"] for t in e["tests"]) or any(
+        c["status"] in ("timeout", "not run") for r in reports for c in r["cells"])
+
+
+def _flat(signature) -> list:
+    exercises, cells = signature
+    return [(label, score, test) for label, score, tests in exercises for test in tests] + cells
+
+
 class _Run:
     def __init__(self, entries, *, gradebook, reports, state, jobs, options, chapters, tests_dir, secret,
-                 progress, force, cancel):
+                 progress, force, cancel, reference=None, min_shared=3):
         self.entries, self.gradebook, self.reports, self.state = entries, Path(gradebook), reports, Path(state)
         self.jobs, self.options, self.chapters, self.tests_dir = jobs, options, chapters, tests_dir
         self.secret, self.progress, self.force = secret, progress, force
         self.cancel = cancel or threading.Event()
+        self.reference, self.min_shared = (Path(reference) if reference else None), min_shared
+        self.prefixes: dict[str, grader.Prefix] = {}
+        self.notes: list[str] = []
         self.rows: dict[int, dict] = {}
         self.base = {"format": _CACHE_FORMAT, "grader": grader.VERSION, "tests": tests_digest(tests_dir),
                      "regcourse": _package_version(), "options": options, "secret": fingerprint(secret)}
@@ -399,15 +419,74 @@ class _Run:
             return None
         return data["row"]
 
+    def _grade(self, path, student=None, secret=None, prefix=None) -> dict:
+        opts = self.options
+        return grader.grade(path, chapter=opts["chapter"], timeout=opts["timeout"], cell_timeout=opts["cell_timeout"],
+                            notebook_timeout=opts["notebook_timeout"], sandbox=opts["sandbox"],
+                            limits=grader.Limits(**opts["limits"]), tests_dir=self.tests_dir, student=student,
+                            secret=secret, cancel=self.cancel, chapters=self.chapters, prefix=prefix)
+
+    def _chapter_of(self, entry: Entry) -> str | None:
+        try:
+            nb = grader.read_submission(entry.path)
+            return grader.find_chapter(nb, entry.path, self.chapters, self.options["chapter"]).name
+        except grader.GradingError:
+            return None
+
+    def prepare_prefixes(self, todo, pool) -> None:
+        """Run the shared cells of each chapter with at least ``min_shared`` submissions to grade once.
+
+        A prefix is used only if grading the reference notebook from it gives exactly the report
+        of grading it in full (every score, test outcome and cell status); else, or if the
+        reference is missing or fails, that chapter's submissions run every cell.
+        """
+        counts: dict[str, int] = {}
+        for i, _, _ in todo:
+            name = self._chapter_of(self.entries[i])
+            if name is not None:
+                counts[name] = counts.get(name, 0) + 1
+        wanted = [name for name, n in sorted(counts.items()) if n >= self.min_shared
+                  and (self.reference / f"{name}.ipynb").is_file()]
+
+        def prepare(name):
+            path = self.reference / f"{name}.ipynb"
+            opts = self.options
+            try:
+                prefix = grader.make_prefix(path, sandbox=opts["sandbox"], limits=grader.Limits(**opts["limits"]),
+                                            cell_timeout=opts["cell_timeout"],
+                                            notebook_timeout=opts["notebook_timeout"], cancel=self.cancel)
+                full, fast = pool.map(lambda p: self._grade(path, prefix=p), [None, prefix])
+                if _signature(full) != _signature(fast) and _timed(full, fast):
+                    # a time limit hit on a busy machine says nothing about the prefix: once more, one at a time
+                    full, fast = self._grade(path), self._grade(path, prefix=prefix)
+            except grader.Cancelled:
+                return
+            except grader.GradingError as exc:
+                self.notes.append(f"{name}: every cell of each submission is run ({exc})")
+                return
+            if _signature(full) == _signature(fast) and fast["shared_cells"] and not fast["shared_cells"]["error"]:
+                self.prefixes[name] = prefix
+                self.notes.append(f"{name}: the {len(prefix.sources)} shared cells before the first exercise ran "
+                                  f"once (checked on {path.name}); submissions that have them unchanged start "
+                                  "from their state")
+            else:
+                diff = next((f"{a} / {b}" for a, b in zip(*(_flat(_signature(r)) for r in (full, fast))) if a != b),
+                            (fast["shared_cells"] or {}).get("error") or "")
+                self.notes.append(f"{name}: every cell of each submission is run (starting from the shared cells "
+                                  f"did not reproduce the full grading of {path.name}: {clean_text(diff, 200)})")
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(wanted), self.jobs))) as outer:
+            try:
+                list(outer.map(prepare, wanted))
+            except KeyboardInterrupt:
+                self.cancel.set()   # before the pool waits for its threads
+                raise
+
     def grade_one(self, entry: Entry) -> dict | None:
         """The row for one submission (runs in a pool thread); None if cancelled."""
-        opts = self.options
         try:
-            report = grader.grade(entry.path, chapter=opts["chapter"], timeout=opts["timeout"],
-                                  cell_timeout=opts["cell_timeout"], notebook_timeout=opts["notebook_timeout"],
-                                  sandbox=opts["sandbox"], limits=grader.Limits(**opts["limits"]),
-                                  tests_dir=self.tests_dir, student=entry.student, secret=self.secret,
-                                  cancel=self.cancel, chapters=self.chapters)
+            prefix = self.prefixes.get(self._chapter_of(entry)) if self.prefixes else None
+            report = self._grade(entry.path, entry.student, self.secret, prefix)
         except grader.Cancelled:
             return None
         except grader.Refused as exc:
@@ -487,6 +566,12 @@ class _Run:
         futures: dict = {}
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="coursework-grade")
         try:
+            if self.reference is not None and todo:
+                if bar is not None:
+                    bar.set_description_str("running the shared cells once")
+                self.prepare_prefixes(todo, pool)
+                if bar is not None:
+                    bar.set_description_str("grading")
             futures = {pool.submit(self.grade_one, self.entries[i]): (i, key, digest) for i, key, digest in todo}
             pending = set(futures)
             while pending:
@@ -525,14 +610,15 @@ class _Run:
         counts: dict = {}
         for r in rows:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        return ClassResult(rows, counts, graded, reused, self.gradebook)
+        return ClassResult(rows, counts, graded, reused, self.gradebook, list(self.notes))
 
 
 def grade_class(paths, *, gradebook, reports=None, roster=None, state=None, jobs: int = 2,
                 tests_dir=grader.TESTS_DIR, chapter: str | None = None, timeout: float = 20.0,
                 cell_timeout: float = 120.0, notebook_timeout: float = 900.0, sandbox: bool = True,
                 limits: grader.Limits | None = None, secret: bytes | None = None, progress: bool = False,
-                force: bool = False, cancel: threading.Event | None = None) -> ClassResult:
+                force: bool = False, cancel: threading.Event | None = None, reference=REFERENCE,
+                min_shared: int = 3) -> ClassResult:
     """Grade every submission of ``paths`` (folders and files) into ``gradebook``; see the module docstring.
 
     Args:
@@ -547,6 +633,12 @@ def grade_class(paths, *, gradebook, reports=None, roster=None, state=None, jobs
         progress: show a progress bar on stderr (tqdm).
         force: grade everything again, ignoring kept results.
         cancel: an Event that stops the run when set (as Ctrl-C does).
+        reference: the folder of the reference notebooks (the book's chapters, ``book/``): for each
+            chapter with at least ``min_shared`` submissions to grade, the cells before its first
+            exercise run once, in a sandbox, from ``<reference>/<chapter>.ipynb``, and each
+            submission that has those cells unchanged starts from their state in its own sandbox
+            (:class:`coursework.grader.Prefix`; checked on the reference first). None: every cell
+            of every submission is run.
 
     Raises:
         Interrupted: on Ctrl-C (KeyboardInterrupt); everything graded is saved.
@@ -590,7 +682,8 @@ def grade_class(paths, *, gradebook, reports=None, roster=None, state=None, jobs
     state = Path(state) if state is not None else gradebook.with_name(gradebook.name + ".state")
     run = _Run(entries, gradebook=gradebook, reports=reports, state=state, jobs=jobs, options=options,
                chapters=chapters, tests_dir=tests_dir, secret=secret, progress=progress, force=force,
-               cancel=cancel)
+               cancel=cancel, reference=reference if reference is not None and Path(reference).is_dir() else None,
+               min_shared=min_shared)
     result = run.run()
     if any(ex.draw is not None for c in chapters.values() for ex in c.exercises.values()) and secret is None:
         result.notes.append("no course secret: exercises with variants were graded against the book's numbers")

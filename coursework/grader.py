@@ -264,6 +264,12 @@ class Options:
             raise Cancelled()
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _nonblocking(fd: int) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
@@ -271,7 +277,9 @@ def _nonblocking(fd: int) -> None:
 class Worker:
     """One worker process: runs cells, forks a child per hidden test; killed as a whole by :meth:`close`."""
 
-    def __init__(self, opts: Options):
+    def __init__(self, opts: Options, prefix_data: bytes | None = None, snapshot_fd: int | None = None):
+        """Start a worker; ``prefix_data`` (a :class:`Prefix`'s) is put where its ``restore`` finds it,
+        ``snapshot_fd`` (a memfd) is passed to it for ``snapshot`` (only for the reference notebook)."""
         self.opts = opts
         self.alive = False
         self.output = bytearray()    # the first `limits.output` bytes the student's code printed
@@ -294,7 +302,11 @@ class Worker:
         config = {"fds": {"req": req_r, "rep": rep_w, "ctl": ctl_r}, "ready": ready, "pidns": opts.sandbox,
                   "limits": {"memory": limits.memory, "processes": limits.processes, "file_size": limits.file_size,
                              "open_files": limits.open_files, "cpu": int(opts.notebook_timeout) + 60}}
-        font_fd = None
+        passed = ends[:3]
+        if snapshot_fd is not None:
+            config["snapshot_fd"] = snapshot_fd
+            passed = passed + [snapshot_fd]
+        font_fd = prefix_fd = None
         try:
             if opts.sandbox:
                 binds, _ = sandbox.mounts()
@@ -307,13 +319,22 @@ class Worker:
                     os.write(font_fd, font.read_bytes()[: 16 << 20])
                     os.lseek(font_fd, 0, os.SEEK_SET)
                     files[f"{sandbox.SCRATCH}/.cache/matplotlib/{font.name}"] = font_fd
+                if prefix_data is not None:
+                    prefix_fd = os.memfd_create("prefix", 0)
+                    _write_all(prefix_fd, prefix_data)
+                    os.lseek(prefix_fd, 0, os.SEEK_SET)
+                    config["prefix_file"] = f"{sandbox.SCRATCH}/.coursework-prefix"
+                    files[config["prefix_file"]] = prefix_fd
                 argv = [sys.executable, "-s", "-P", sandbox.INSIDE_WORKER, json.dumps(config)]
-                self.proc = sandbox.start(argv, env=_worker_env(sandbox.SCRATCH), pass_fds=ends[:3],
+                self.proc = sandbox.start(argv, env=_worker_env(sandbox.SCRATCH), pass_fds=passed,
                                           stdout=out_w, limits=limits, files=files)
             else:
                 self._scratch = tempfile.mkdtemp(prefix="coursework-scratch-")
+                if prefix_data is not None:
+                    config["prefix_file"] = os.path.join(self._scratch, ".coursework-prefix")
+                    Path(config["prefix_file"]).write_bytes(prefix_data)
                 argv = [sys.executable, "-s", "-P", str(sandbox.WORKER), json.dumps(config)]
-                self.proc = sandbox.start_unsandboxed(argv, env=_worker_env(self._scratch), pass_fds=ends[:3],
+                self.proc = sandbox.start_unsandboxed(argv, env=_worker_env(self._scratch), pass_fds=passed,
                                                       stdout=out_w, cwd=self._scratch)
         except BaseException as exc:
             for fd in ends + [self._req, self._rep, self._ctl, self._out]:
@@ -322,8 +343,9 @@ class Worker:
                 raise NoSandbox(f"no sandbox for untrusted code: {exc}") from None
             raise
         finally:
-            if font_fd is not None:
-                os.close(font_fd)
+            for fd in (font_fd, prefix_fd):
+                if fd is not None:
+                    os.close(fd)
         for fd in ends:
             os.close(fd)
         self.alive = True
@@ -419,6 +441,12 @@ class Worker:
     def run_cell(self, code: str, deadline: float) -> dict:
         rid = secrets.token_hex(16)
         self._write(self._req, {"id": rid, "op": "exec", "code": code}, deadline)
+        return self._wait({rid}, deadline)[1]
+
+    def request_op(self, op: str, deadline: float) -> dict:
+        """``restore`` (start from a :class:`Prefix`) or ``snapshot``: the worker's reply."""
+        rid = secrets.token_hex(16)
+        self._write(self._req, {"id": rid, "op": op}, deadline)
         return self._wait({rid}, deadline)[1]
 
     def fork(self, deadline: float) -> None:
@@ -526,16 +554,41 @@ class Cell:
     source: str
     status: str = "not run"   # ok | error | timeout | crashed | not run
     error: str | None = None
+    restored: bool = False    # not run: its state came from the chapter's shared cells (Prefix)
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """The state a chapter's shared cells leave, computed once (:func:`make_prefix`) for many submissions.
+
+    A submission whose first code cells are exactly ``sources`` (the code cells of the reference
+    notebook before its first exercise: what every student version has unchanged) starts its
+    worker from this state instead of running them: the same namespace, random states and
+    settings, restored in its own fresh sandbox before any of its own code runs. ``data`` is a
+    compressed cloudpickle made in a sandbox that ran only the reference's cells; the grader never
+    unpickles it.
+    """
+
+    reference: str
+    sources: tuple
+    data: bytes
+    digest: str
+
+
+MAX_PREFIX = 512 << 20   # bytes of a prefix's snapshot
 
 
 class Submission:
     """The submission's code cells executed in a worker; restarts the worker around bad cells."""
 
-    def __init__(self, cells: list[Cell], opts: Options):
+    def __init__(self, cells: list[Cell], opts: Options, prefix: Prefix | None = None):
         self.cells, self.opts = cells, opts
         self.bad: set[int] = set()   # cells that hung or killed the worker: never run again
         self.worker: Worker | None = None
         self.workers_started = 0
+        self.prefix = prefix          # None: every cell is run
+        self.restored = len(prefix.sources) if prefix is not None else 0
+        self.prefix_error: str | None = None
 
     def _deadline(self, limit: float) -> float:
         self.opts.check_cancel()
@@ -566,19 +619,46 @@ class Submission:
             cell.status, cell.error = ("ok", None) if ok else ("error", clean_text(reply.get("error"), 1000))
         return True
 
+    def _new_worker(self) -> bool:
+        """A fresh worker, started from the prefix if there is one; False if that could not be restored."""
+        self.close()
+        self._deadline(0)
+        self.worker = Worker(self.opts, prefix_data=self.prefix.data if self.prefix is not None else None)
+        self.workers_started += 1
+        if self.prefix is None:
+            return True
+        # as long as starting a worker may take: the restore imports what the shared cells imported
+        deadline = self._deadline(max(self.opts.cell_timeout, STARTUP_TIMEOUT))
+        try:
+            reply = self.worker.request_op("restore", deadline)
+        except (StudentTimeout, WorkerDied) as exc:
+            reply = {"error": str(exc) or "timed out"}
+        if reply.get("ok") is True:
+            return True
+        self.prefix_error = clean_text(reply.get("error") or reply.get("bad"), 300)
+        self.prefix = None   # from now on every cell is run
+        self.close()
+        return False
+
     def start(self, upto: int) -> None:
-        """A fresh worker with cells ``0 .. upto-1`` (except bad ones) executed again."""
+        """A fresh worker with cells ``0 .. upto-1`` (except bad ones) executed again, or restored."""
         while True:
-            self.close()
-            self._deadline(0)
-            self.worker = Worker(self.opts)
-            self.workers_started += 1
-            if all(self._run(k, record=False) for k in range(upto) if k not in self.bad):
+            if not self._new_worker():
+                continue
+            first = self.restored if self.prefix is not None else 0
+            if all(self._run(k, record=False) for k in range(first, upto) if k not in self.bad):
                 return
 
     def execute(self) -> None:
-        self.start(0)
-        for k in range(len(self.cells)):
+        begin = 0
+        if self.prefix is not None and self._new_worker():
+            for cell in self.cells[: self.restored]:
+                cell.status, cell.error, cell.restored = "ok", None, True
+            begin = self.restored
+        else:
+            self.restored = 0
+            self.start(0)
+        for k in range(begin, len(self.cells)):
             if not self._run(k, record=True):
                 self.start(k + 1)
 
@@ -586,6 +666,64 @@ class Submission:
         if self.worker is not None:
             self.worker.close()
             self.worker = None
+
+
+def make_prefix(reference, *, sandbox: bool = True, limits: Limits | None = None, cell_timeout: float = 120.0,
+                notebook_timeout: float = 900.0, cancel=None) -> Prefix:
+    """Run the shared cells of the notebook ``reference`` (the book's chapter) once, in a sandbox;
+    return their state as a :class:`Prefix` (GradingError with the reason if a cell fails).
+
+    The shared cells are the code cells before the first exercise: a student version has them
+    unchanged. Only the reference's cells run in that sandbox, never a student's.
+    """
+    import dataclasses
+
+    from .notebook import first_exercise_cell
+
+    limits = Limits() if limits is None else limits
+    path = Path(reference)
+    nb = read_submission(path)
+    first = first_exercise_cell(nb)
+    cells = [c for c in _code_cells(nb) if first is None or c.index < first]
+    if not cells:
+        raise GradingError(f"{clean_text(str(path), 200)} has no code cells before its first exercise")
+    started = time.monotonic()
+    opts = Options(sandbox=bool(sandbox), limits=dataclasses.replace(limits, file_size=max(limits.file_size,
+                   MAX_PREFIX)), cell_timeout=cell_timeout, deadline=started + notebook_timeout,
+                   notebook_timeout=notebook_timeout, hidden=Path(path).parent, cancel=cancel)
+    fd = os.memfd_create("snapshot", 0)
+    worker = None
+    try:
+        worker = Worker(opts, snapshot_fd=fd)
+        for c in cells:
+            reply = worker.run_cell(c.source, min(time.monotonic() + cell_timeout, opts.deadline))
+            if reply.get("ok") is not True:
+                raise GradingError(f"cell {c.index} of {clean_text(str(path), 200)} fails: "
+                                   f"{clean_text(reply.get('error') or reply.get('bad'), 300)}")
+        reply = worker.request_op("snapshot", min(time.monotonic() + cell_timeout, opts.deadline))
+        if reply.get("ok") is not True:
+            raise GradingError(f"the state of {clean_text(str(path), 200)}'s shared cells cannot be saved: "
+                               f"{clean_text(reply.get('error') or reply.get('bad'), 300)}")
+        size = os.fstat(fd).st_size
+        if size > MAX_PREFIX:
+            raise GradingError(f"the state of {clean_text(str(path), 200)}'s shared cells is larger than "
+                               f"{MAX_PREFIX >> 20} MB")
+        chunks, offset = [], 0
+        while offset < size:
+            chunk = os.pread(fd, min(size - offset, 1 << 24), offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        data = b"".join(chunks)
+    except (StudentTimeout, WorkerDied, NotebookTimeout) as exc:
+        raise GradingError(f"the shared cells of {clean_text(str(path), 200)} did not run: "
+                           f"{type(exc).__name__} {exc}") from None
+    finally:
+        if worker is not None:
+            worker.close()
+        os.close(fd)
+    return Prefix(str(path), tuple(c.source for c in cells), data, hashlib.sha256(data).hexdigest()[:16])
 
 
 def _code_cells(nb: dict) -> list[Cell]:
@@ -909,7 +1047,7 @@ def _positive(name: str, value) -> float:
 def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeout: float = 120.0,
           notebook_timeout: float = 900.0, sandbox: bool = True, limits: Limits | None = None,
           tests_dir: Path = TESTS_DIR, student: str | None = None, secret: bytes | None = None,
-          cancel=None, chapters: dict | None = None) -> dict:
+          cancel=None, chapters: dict | None = None, prefix: Prefix | None = None) -> dict:
     """Grade the notebook at ``path``; return the report (documented in the instructor guide).
 
     Args:
@@ -934,6 +1072,8 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
             (its worker killed), so a class run can be interrupted cleanly.
         chapters: the loaded hidden tests (:func:`load_chapters` of ``tests_dir``), to
             load them once for many submissions.
+        prefix: the chapter's shared cells, run once (:func:`make_prefix`): used when the
+            submission's first code cells are exactly those cells, else ignored.
 
     Raises:
         GradingError: the submission cannot be graded (one-line reason): :class:`Refused`
@@ -976,7 +1116,9 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
     opts = Options(sandbox=bool(sandbox), limits=limits, cell_timeout=cell_timeout,
                    deadline=started + notebook_timeout, notebook_timeout=notebook_timeout, hidden=hidden,
                    cancel=cancel)
-    sub = Submission(cells, opts)
+    shared = prefix is not None and len(cells) >= len(prefix.sources) and all(
+        c.source == src for c, src in zip(cells, prefix.sources))
+    sub = Submission(cells, opts, prefix if shared else None)
     exercises = []
     landlock = ""
     try:
@@ -1019,7 +1161,10 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
         "manual": [{"label": e["label"], "what": e["manual"]} for e in exercises if e["manual"]],
         "review": [e["label"] for e in exercises if e.get("review")],
         "variant": variant if variant["exercises"] else None,
-        "cells": [{"cell": c.index, "status": c.status, "error": c.error} for c in cells],
+        "cells": [{"cell": c.index, "status": c.status, "error": c.error, **({"restored": True} if c.restored
+                                                                               else {})} for c in cells],
+        "shared_cells": ({"cells": sub.restored, "reference": prefix.reference, "digest": prefix.digest,
+                          "error": sub.prefix_error} if shared else None),
         "workers_started": sub.workers_started,
     }
 

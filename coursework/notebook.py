@@ -88,6 +88,15 @@ def exercise_labels(nb) -> set[str]:
     return labels
 
 
+def first_exercise_cell(nb) -> int | None:
+    """The index of a notebook's first exercise cell (markdown, by metadata or directive); never raises."""
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    for i, cell in enumerate(cells if isinstance(cells, list) else []):
+        if isinstance(cell, dict) and cell.get("cell_type") == "markdown" and exercise_labels({"cells": [cell]}):
+            return i
+    return None
+
+
 def _course_meta(cell) -> dict:
     meta = cell.get("metadata", {})
     course = meta.get("regcourse") if isinstance(meta, dict) else None

@@ -470,6 +470,7 @@ for _ in range(20):   # another worker's scratch files, if /tmp or /dev/shm were
         cell_timeout=8,
         notebook_timeout=120,
         secret=SECRET,
+        reference=toy["chapter"].parent,
     )
     t0 = time.monotonic()
     first = grade_class([inbox], gradebook=out / "grades.csv", **common)
@@ -582,6 +583,20 @@ class TestClass:
         judy = json.loads((reports / "judy.json").read_text())["report"]["variant"]
         assert judy["record"] == "valid" and any("not the ones graded" in n for n in judy["notes"])
 
+    def test_the_shared_cells_ran_once_and_every_submission_started_from_them(self, klass):
+        assert any("toy: the 1 shared cells" in n for n in klass["first"].notes), klass[
+            "first"
+        ].notes
+        reports = klass["out"] / "reports"
+        for student in ("alice", "dave", "erin", "frank", "judy"):
+            report = json.loads((reports / f"{student}.json").read_text())["report"]
+            assert report["shared_cells"]["cells"] == 1 and report["shared_cells"]["error"] is None
+            assert report["cells"][0].get("restored") is True
+            assert all(not c.get("restored") for c in report["cells"][1:])
+        # bob's changed notebook was the only one graded by the last run: below min_shared, no prefix
+        bob = json.loads((reports / "bob.json").read_text())["report"]
+        assert bob["shared_cells"] is None and not klass["third"].notes
+
     def test_reports_for_every_student(self, klass):
         reports = klass["out"] / "reports"
         for student in EXPECTED:
@@ -612,6 +627,66 @@ def _read_csv_text(text):
     import io
 
     return list(csv.DictReader(io.StringIO(text)))
+
+
+# --- the shared cells, run once ------------------------------------------------------------------
+
+MINI_TESTS = """
+import random
+from coursework.spec import Chapter
+
+CHAPTER = Chapter("mini", "Mini")
+ex = CHAPTER.exercise("mini-ex1", "Where the shared cells left off")
+
+
+@ex.test(points=1)
+def same_state(student):
+    r = random.Random(3)
+    first, second = r.random(), r.random()
+    assert student.value("first_draw") == first, "first draw"
+    assert student.value("second_draw") == second, "the random state after the shared cells"
+    assert student.value("scaled_now") == 6, "a shared function sees what a later cell assigns"
+    assert student.value("counter_after") == 2, "a shared object keeps its state"
+"""
+
+MINI_SHARED = (
+    "import random\nrandom.seed(3)\nfirst_draw = random.random()\nscale = 2\n\n\n"
+    "def scaled(x):\n    return x * scale\n\n\nclass Counter:\n    n = 0\n\n"
+    "    def bump(self):\n        self.n += 1\n        return self.n\n\n\n"
+    "counter = Counter()\ncounter.bump()"
+)
+MINI_ANSWER = "second_draw = random.random()\nscale = 3\nscaled_now = scaled(2)\ncounter_after = counter.bump()"
+
+
+@needs_sandbox
+def test_a_submission_starts_from_the_shared_cells_state_exactly_as_if_it_ran_them(tmp_path):
+    from coursework.grader import make_prefix
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "mini.py").write_text(MINI_TESTS)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["coursework"] = {"chapter": "mini"}
+    nb.cells = [
+        _code(MINI_SHARED),
+        _md("### Exercise 1.1: Where the shared cells left off", exercise="mini-ex1"),
+        _code(MINI_ANSWER),
+    ]
+    reference = tmp_path / "mini.ipynb"
+    nbformat.write(nb, reference)
+    prefix = make_prefix(reference)
+    assert prefix.sources == (MINI_SHARED,)
+    full = grade(reference, tests_dir=hidden, timeout=10)
+    fast = grade(reference, tests_dir=hidden, timeout=10, prefix=prefix)
+    assert full["score"] == fast["score"] == 1, fast["exercises"][0]["tests"]
+    assert full["shared_cells"] is None and fast["shared_cells"]["cells"] == 1
+    assert [c.get("restored", False) for c in fast["cells"]] == [True, False]
+    # a submission that changed a shared cell runs every cell itself
+    nb.cells[0].source = MINI_SHARED.replace("scale = 2", "scale = 5")
+    changed = tmp_path / "changed.ipynb"
+    nbformat.write(nb, changed)
+    report = grade(changed, tests_dir=hidden, timeout=10, prefix=prefix)
+    assert report["shared_cells"] is None and report["score"] == 1
 
 
 # --- interrupted runs ----------------------------------------------------------------------------
