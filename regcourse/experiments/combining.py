@@ -92,6 +92,13 @@ _MNIST1D_TRAIN = 4000
 
 
 # --------------------------------------------------------------------------- data
+def _check_sizes(n_train, n_val) -> tuple[int, int]:
+    """``n_train >= 20`` and ``n_val >= 10`` signals, together at most the 4,000."""
+    n_train = check_scalar(n_train, "n_train", kind="int", low=20, high=_MNIST1D_TRAIN - 10)
+    n_val = check_scalar(n_val, "n_val", kind="int", low=10, high=_MNIST1D_TRAIN - n_train)
+    return n_train, n_val
+
+
 def mnist1d_subset(n_train: int = N_TRAIN, n_val: int = N_VAL, *, seed: int = 0) -> Split:
     """A seeded subset of MNIST-1D's training set, a validation set, and the benchmark's test set.
 
@@ -116,8 +123,7 @@ def mnist1d_subset(n_train: int = N_TRAIN, n_val: int = N_VAL, *, seed: int = 0)
     Used in:
         chapter "Choosing and combining regularizers".
     """
-    n_train = check_scalar(n_train, "n_train", kind="int", low=20, high=_MNIST1D_TRAIN - 10)
-    n_val = check_scalar(n_val, "n_val", kind="int", low=10, high=_MNIST1D_TRAIN - n_train)
+    n_train, n_val = _check_sizes(n_train, n_val)
     seed = check_scalar(seed, "seed", kind="int", low=0)
     full = mnist1d_split()
     order = torch.randperm(len(full.y_train), generator=torch.Generator().manual_seed(seed))
@@ -266,7 +272,7 @@ def _is_dropout(module: nn.Module) -> bool:
 
 
 def set_modes(model: nn.Module, *, batch_norm: bool, dropout: bool) -> nn.Module:
-    """Put the model in ``eval()`` mode, then its batch-norm and/or dropout layers back in ``train()``.
+    """Switch a model to ``eval()``, then batch norm and/or dropout back to ``train()``.
 
     ``set_modes(model, batch_norm=True, dropout=True)`` is ``model.train()`` for a
     network whose only mode-dependent layers are these two; with one of them ``False``
@@ -561,7 +567,7 @@ def _verdict(diff: PairedDifference, alpha: float) -> str:
 
 @experiment(
     "ablation",
-    "the solid default recipe on MNIST-1D's MLP with one component switched off at a time",
+    "the solid default recipe on MNIST-1D's MLP, one component switched off at a time",
     seeds="number of seeds (data subset, weights, shuffling, shifts, dropout)",
     n_train="training signals (MNIST-1D subset)",
     n_val="validation signals (early stopping)",
@@ -589,21 +595,20 @@ def ablation(
     Per seed, every arm gets the same data subset and initial weights. Each arm's effect
     is ``test accuracy(arm) - test accuracy(full recipe)``, paired by seed, tested with
     :func:`paired_difference` at level ``alpha``: switching the component off "raises"
-    or "lowers" the test accuracy, or makes "no detectable change". Where early stopping
-    did nothing in a seed's full-recipe run (its best epoch is the last of the budget, so
-    it neither stopped early nor restored other weights), the "no early stopping" arm is
-    that same run, not trained again (its row says ``reused``).
+    or "lowers" the test accuracy, or makes "no detectable change". Where early
+    stopping did nothing in a seed's full-recipe run (its best epoch is the last of the
+    budget, so it neither stopped early nor restored other weights), the "no early
+    stopping" arm is that same run, not trained again (its row says ``reused``).
 
     Returns:
-        Result: one row per arm with mean and std (over seeds) of train, validation and
-        test accuracy, the paired differences against the full recipe and their verdicts;
-        ``extra["per_seed"]`` holds every run and ``extra["histories"]`` their histories;
-        ``figure`` is :func:`plot_ablation` of the result (closed: show it with
-        :func:`regcourse.plotting.show_figure`).
+        Result: one row per arm with mean and std (over seeds) of train, validation
+        and test accuracy, the paired differences against the full recipe and their
+        verdicts; ``extra["per_seed"]`` holds every run, ``extra["histories"]`` their
+        histories; ``figure`` is :func:`plot_ablation` of the result (closed: show it
+        with :func:`regcourse.plotting.show_figure`).
     """
     seeds = check_scalar(seeds, "seeds", kind="int", low=2)
-    n_train = check_scalar(n_train, "n_train", kind="int", low=20, high=_MNIST1D_TRAIN - 10)
-    n_val = check_scalar(n_val, "n_val", kind="int", low=10, high=_MNIST1D_TRAIN - n_train)
+    n_train, n_val = _check_sizes(n_train, n_val)
     alpha = check_scalar(alpha, "alpha", low=0, high=1, closed="neither")
     budget = dict(epochs=epochs, lr=lr, batch_size=batch_size, hidden=hidden)
     arms = [*ABLATION_ARMS, NONE_ARM]
@@ -615,8 +620,9 @@ def ablation(
             for arm in arms:
                 full = fits.get("full recipe")
                 if arm == "no early stopping" and full.history.best_epoch == epochs:
-                    # Early stopping neither ended the full recipe's run early nor restored
-                    # an earlier epoch, so training without it gives the same weights.
+                    # Early stopping neither ended the full recipe's run early nor
+                    # restored an earlier epoch: training without it gives the same
+                    # weights.
                     fit = full
                 elif arm == NONE_ARM:
                     fit = no_regularization(
@@ -666,7 +672,8 @@ def ablation(
                 m = key.split("_")[0]
                 row[f"{m}_delta_mean"], row[f"{m}_delta_std"] = d.mean, d.std
                 row[f"{m}_t"], row[f"{m}_p"] = d.t, d.p
-                row[f"{m}_seeds_up"], row[f"{m}_seeds_down"] = d.n_positive, d.n_negative
+                row[f"{m}_seeds_up"] = d.n_positive
+                row[f"{m}_seeds_down"] = d.n_negative
                 row[f"{m}_verdict"] = _verdict(d, alpha)
         rows.append(row)
     full, none = column("full recipe", "test_acc"), column(NONE_ARM, "test_acc")
@@ -674,16 +681,13 @@ def ablation(
         arm: [a - b for a, b in zip(column(arm, "train_acc"), column(arm, "test_acc"))]
         for arm in ("full recipe", NONE_ARM)
     }
+    beats = all(a > b for a, b in zip(full, none))
+    narrower = all(a < b for a, b in zip(gap["full recipe"], gap[NONE_ARM]))
+    memorizes = all(a >= 0.99 for a in column(NONE_ARM, "train_acc"))
     claims = {
-        "the full recipe has a higher test accuracy than no regularization in every seed": all(
-            a > b for a, b in zip(full, none)
-        ),
-        "the full recipe has a smaller train-test gap than no regularization in every seed": all(
-            a < b for a, b in zip(gap["full recipe"], gap[NONE_ARM])
-        ),
-        "without regularization the MLP fits at least 99 % of its training set in every seed": all(
-            a >= 0.99 for a in column(NONE_ARM, "train_acc")
-        ),
+        "the full recipe beats no regularization in test accuracy, every seed": beats,
+        "the full recipe has the smaller train-test gap, every seed": narrower,
+        "without regularization the MLP fits >= 99 % of its training set": memorizes,
     }
     result = Result(
         "ablation",
