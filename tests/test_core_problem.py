@@ -1,6 +1,8 @@
 """Tests of regcourse.experiments.core_problem: the diagnosis rule, the mean/std helper,
-and the experiment itself at tiny settings (structure, determinism, bad options, CLI).
-The full-size experiment and its claims are checked by nbval on book/core_problem.ipynb.
+the training loop ``fit`` (against the loop written out with torch.optim), and the three
+experiments (core_problem, mnist1d_baselines, random_labels) at tiny settings: structure,
+determinism, bad options, CLI. The full-size experiments and their claims are checked by
+nbval on book/core_problem.ipynb.
 """
 
 from __future__ import annotations
@@ -12,14 +14,26 @@ import statistics
 import matplotlib.pyplot as plt
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from regcourse.__main__ import main
-from regcourse.data import digits_split
+from regcourse.data import MNIST1D_PUBLISHED, mnist1d_split
 from regcourse.experiments import Result, get, run
-from regcourse.experiments.core_problem import LEVELS, SOURCE_TABLE, diagnose, mean_std
+from regcourse.experiments.core_problem import (
+    LEVELS,
+    MNIST1D_NOTEBOOK_RUN,
+    SOURCE_TABLE,
+    accuracy_curves,
+    baselines_figure,
+    diagnose,
+    fit,
+    mean_std,
+    training_subset,
+)
+from regcourse.models import mnist1d_model
 
 LABELS = {
     "Severe overfitting",
@@ -28,7 +42,7 @@ LABELS = {
     "Slight underfitting",
     "Severe underfitting",
 }
-# two seeds, two epochs, a tiny network: every code path, in about a second
+# two seeds, two epochs, a tiny network on 30 signals: every code path, in about a second
 TINY = dict(seeds=2, epochs=2, n_train=30, hidden=8)
 
 
@@ -162,6 +176,143 @@ class TestMeanStd:
             mean_std([])
 
 
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.fixture(scope="module")
+def small():
+    """200 MNIST-1D training signals, the benchmark's test set, a validation set of 50."""
+    full = mnist1d_split(50, seed=3)
+    return training_subset(full, 200)
+
+
+class TestTrainingSubset:
+    def test_keeps_the_first_examples_and_the_rest(self):
+        full = mnist1d_split()
+        sub = training_subset(full, 100)
+        assert torch.equal(sub.x_train, full.x_train[:100])
+        assert torch.equal(sub.y_train, full.y_train[:100])
+        assert torch.equal(sub.x_test, full.x_test) and sub.num_classes == full.num_classes
+
+    def test_all_examples_is_the_same_split(self):
+        full = mnist1d_split()
+        assert training_subset(full, len(full.y_train)) is full
+
+    @pytest.mark.parametrize(
+        "data, n, error, match",
+        [
+            ("not a split", 10, TypeError, "data must be a regcourse.data.Split"),
+            (None, 5, ValueError, r"n_train must be in \[10, 4000\], got 5"),
+            (None, 4001, ValueError, r"n_train must be in \[10, 4000\], got 4001"),
+            (None, 10.5, TypeError, "n_train must be an integer"),
+        ],
+    )
+    def test_bad_input(self, data, n, error, match):
+        with pytest.raises(error, match=match):
+            training_subset(mnist1d_split() if data is None else data, n)
+
+
+class TestFit:
+    """fit() is the loop the chapter writes out: cross-checked against that loop."""
+
+    @staticmethod
+    def _loop(model, data, *, epochs, optimizer, batch_size, seed):
+        """The chapter's loop, written with torch only (randperm, forward, backward, step)."""
+        g = torch.Generator().manual_seed(seed)
+        x, y = data.x_train, data.y_train
+        for _ in range(epochs):
+            model.train()
+            order = torch.randperm(len(y), generator=g)
+            for start in range(0, len(y), batch_size):
+                idx = order[start : start + batch_size]
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+    def test_adam_run_is_the_written_out_loop(self, small):
+        a, b = mnist1d_model("mlp", seed=4), mnist1d_model("mlp", seed=4)
+        fit(a, small, epochs=3, lr=0.01, batch_size=50, seed=9)
+        self._loop(b, small, epochs=3, optimizer=torch.optim.Adam(b.parameters(), lr=0.01),
+                   batch_size=50, seed=9)  # fmt: skip
+        assert _same_weights(a, b)
+
+    def test_weight_decay_uses_adamw(self, small):
+        a, b = mnist1d_model("mlp", seed=4), mnist1d_model("mlp", seed=4)
+        fit(a, small, epochs=2, lr=0.01, batch_size=50, weight_decay=0.3, seed=1)
+        opt = torch.optim.AdamW(b.parameters(), lr=0.01, weight_decay=0.3)
+        self._loop(b, small, epochs=2, optimizer=opt, batch_size=50, seed=1)
+        assert _same_weights(a, b)
+        c = mnist1d_model("mlp", seed=4)
+        fit(c, small, epochs=2, lr=0.01, batch_size=50, seed=1)  # no decay: different weights
+        assert not _same_weights(a, c)
+
+    def test_dropout_masks_come_from_the_seed(self, small):
+        runs = []
+        for seed in (0, 0, 1):
+            model = mnist1d_model("mlp", seed=0, dropout=0.5)
+            fit(model, small, epochs=1, lr=0.01, seed=seed)
+            runs.append(model)
+        assert _same_weights(runs[0], runs[1]) and not _same_weights(runs[0], runs[2])
+
+    def test_global_generator_and_threads_are_restored(self, small):
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
+        threads = torch.get_num_threads()
+        fit(mnist1d_model("mlp", seed=0, dropout=0.2), small, epochs=1, lr=0.01)
+        assert torch.equal(torch.rand(3), expected)
+        assert torch.get_num_threads() == threads
+
+    def test_measures_match_evaluate(self, small):
+        from regcourse.training import evaluate
+
+        model = mnist1d_model("logistic", seed=2)
+        out = fit(model, small, epochs=2, lr=0.05, curves=True)
+        for part, x, y in (("train", small.x_train, small.y_train),
+                           ("val", small.x_val, small.y_val),
+                           ("test", small.x_test, small.y_test)):  # fmt: skip
+            loss, acc = evaluate(model, x, y)
+            assert out[f"{part}_loss"] == loss and out[f"{part}_acc"] == 100.0 * acc
+            assert out["curves"][f"{part}_acc"][-1] == out[f"{part}_acc"]
+        assert all(len(v) == 2 for v in out["curves"].values())
+        assert set(out["curves"]) == {f"{p}_{m}" for p in ("train", "val", "test")
+                                      for m in ("acc", "loss")}  # fmt: skip
+
+    def test_without_validation_set_and_curves(self):
+        data = training_subset(mnist1d_split(), 50)
+        out = fit(mnist1d_model("logistic"), data, epochs=1, lr=0.01)
+        assert set(out) == {"train_acc", "train_loss", "test_acc", "test_loss"}
+
+    @pytest.mark.parametrize(
+        "kwargs, error, match",
+        [
+            ({"model": "mlp"}, TypeError, "model must be an nn.Module"),
+            ({"data": (1, 2)}, TypeError, "data must be a regcourse.data.Split"),
+            ({"epochs": 0}, ValueError, r"epochs must be >= 1, got 0"),
+            ({"lr": 0.0}, ValueError, r"lr must be > 0, got 0"),
+            ({"batch_size": 0}, ValueError, r"batch_size must be >= 1, got 0"),
+            ({"weight_decay": -0.1}, ValueError, r"weight_decay must be >= 0"),
+            ({"seed": -1}, ValueError, r"seed must be >= 0"),
+            ({"curves": 1}, TypeError, "curves must be a bool"),
+        ],
+    )
+    def test_bad_input(self, small, kwargs, error, match):
+        args = {"model": mnist1d_model("logistic"), "data": small, "epochs": 1, "lr": 0.01}
+        args.update(kwargs)
+        with pytest.raises(error, match=match):
+            fit(args.pop("model"), args.pop("data"), **args)
+
+    def test_accepts_numpy_and_tensor_scalars(self, small):
+        import numpy as np
+
+        a, b = mnist1d_model("logistic", seed=1), mnist1d_model("logistic", seed=1)
+        fit(a, small, epochs=np.int64(1), lr=np.float32(0.01), batch_size=torch.tensor(50))
+        fit(b, small, epochs=1, lr=float(np.float32(0.01)), batch_size=50)
+        assert _same_weights(a, b)
+
+
 class TestExperiment:
     def test_returns_a_result_with_a_row_per_level(self, tiny):
         assert isinstance(tiny, Result) and tiny.name == "core_problem"
@@ -195,6 +346,19 @@ class TestExperiment:
             "heavy": (o["heavy_dropout"], o["heavy_weight_decay"]),
         }
 
+    def test_each_run_is_fit_of_a_seeded_mlp(self, tiny):
+        data = training_subset(mnist1d_split(), TINY["n_train"])
+        for (level, seed), model in tiny.extra["models"].items():
+            p, wd = tiny.extra["settings"][level]
+            again = mnist1d_model("mlp", seed=seed, hidden=TINY["hidden"], dropout=p)
+            out = fit(again, data, epochs=TINY["epochs"], lr=tiny.options["lr"],
+                      batch_size=tiny.options["batch_size"], weight_decay=wd, seed=seed)  # fmt: skip
+            assert _same_weights(model, again)
+            run_ = next(
+                r for r in tiny.extra["per_seed"] if (r["level"], r["seed"]) == (level, seed)
+            )
+            assert run_["train_acc"] == out["train_acc"] and run_["test_acc"] == out["test_acc"]
+
     def test_rows_summarise_the_runs(self, tiny):
         per_seed = tiny.extra["per_seed"]
         assert len(per_seed) == TINY["seeds"] * len(LEVELS)
@@ -207,27 +371,16 @@ class TestExperiment:
             )
             assert row["gap"] == pytest.approx(row["train_acc"] - row["test_acc"])
             assert row["diagnosis"] == diagnose(row["train_acc"], row["test_acc"])
-            for key in ("train_acc", "test_acc", "clean_train_acc", "noise_fit"):
+            for key in ("train_acc", "test_acc", "clean_train_acc"):
                 assert 0.0 <= row[key] <= 100.0
+            assert row["noise_fit"] is None  # no label noise by default
+            assert row["clean_train_acc"] == row["train_acc"]
             assert row["train_acc_std"] >= 0 and row["gap_std"] >= 0
 
-    def test_train_accuracy_is_the_last_epoch_of_the_history(self, tiny):
-        for level in LEVELS:
-            hists = tiny.extra["histories"][level]
-            runs = [r for r in tiny.extra["per_seed"] if r["level"] == level]
-            assert [100 * h.train_acc[-1] for h in hists] == [r["train_acc"] for r in runs]
-            assert all(h.stopped_epoch == TINY["epochs"] for h in hists)
-
-    def test_counts_the_corrupted_labels(self, tiny):
-        for r in tiny.extra["per_seed"]:
-            clean = digits_split(30, 100, seed=r["seed"]).y_train
-            noisy = digits_split(30, 100, label_noise=0.15, seed=r["seed"]).y_train
-            assert r["n_flipped"] == int((clean != noisy).sum())
-
     def test_claims_are_named_booleans(self, tiny):
-        assert len(tiny.claims) == 5
+        assert len(tiny.claims) == 4
         assert all(isinstance(v, bool) for v in tiny.claims.values())
-        assert any("98%" in text for text in tiny.claims)
+        assert any("95%" in text for text in tiny.claims)
 
     def test_claims_follow_the_rows(self, tiny):
         by = {row["level"]: row for row in tiny.rows}
@@ -236,6 +389,19 @@ class TestExperiment:
         low_claim = tiny.claims["heavy regularization has the lowest training accuracy"]
         lowest = by["heavy"]["train_acc"] < min(by["none"]["train_acc"], by["light"]["train_acc"])
         assert low_claim == lowest
+        best = tiny.claims["light regularization has the highest mean test accuracy"]
+        assert best == (
+            by["light"]["test_acc"] > max(by["none"]["test_acc"], by["heavy"]["test_acc"])
+        )
+
+    def test_with_label_noise_counts_the_corrupted_labels(self):
+        res = run("core_problem", seeds=1, epochs=1, n_train=60, hidden=4, label_noise=0.3)
+        clean = training_subset(mnist1d_split(), 60).y_train
+        noisy = training_subset(mnist1d_split(label_noise=0.3, seed=0), 60).y_train
+        for r in res.extra["per_seed"]:
+            assert r["n_flipped"] == int((clean != noisy).sum()) > 0
+            assert 0.0 <= r["noise_fit"] <= 100.0
+        assert len(res.claims) == 5 and any("corrupted" in text for text in res.claims)
 
     def test_figure_has_train_and_test_bars(self, tiny):
         fig = tiny.figure
@@ -248,26 +414,18 @@ class TestExperiment:
         test_bars = [by[lv]["test_acc"] for lv in LEVELS]
         assert heights == pytest.approx(train_bars + test_bars)
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "test"]
+        assert ax.get_ylim()[0] == 0
+        assert fig.number not in plt.get_fignums()  # closed: a notebook does not draw it twice
 
     def test_same_options_same_result(self, tiny):
         again = run("core_problem", **TINY)
-        plt.close(again.figure)
         assert again.rows == tiny.rows and again.claims == tiny.claims
 
     def test_progress_bar_does_not_change_the_result(self, capsys):
         a = run("core_problem", seeds=1, epochs=1, n_train=20, hidden=4, progress=True)
         b = run("core_problem", seeds=1, epochs=1, n_train=20, hidden=4)
-        plt.close(a.figure)
-        plt.close(b.figure)
         assert capsys.readouterr().out == ""
         assert a.rows == b.rows
-
-    def test_without_label_noise(self):
-        res = run("core_problem", seeds=1, epochs=1, n_train=20, hidden=4, label_noise=0.0)
-        plt.close(res.figure)
-        assert all(row["noise_fit"] is None for row in res.rows)
-        assert all(row["clean_train_acc"] == row["train_acc"] for row in res.rows)
-        assert len(res.claims) == 4 and not any("corrupted" in text for text in res.claims)
 
     @pytest.mark.parametrize(
         "kwargs, error, match",
@@ -275,8 +433,8 @@ class TestExperiment:
             ({"seeds": 0}, ValueError, r"seeds must be >= 1, got 0"),
             ({"seeds": 1.5}, TypeError, r"seeds must be an integer"),
             ({"epochs": 0}, ValueError, r"epochs must be >= 1, got 0"),
-            ({"n_train": 5}, ValueError, r"n_train must be in \[10, 1197\], got 5"),
-            ({"n_train": 1500}, ValueError, r"n_train must be in \[10, 1197\], got 1500"),
+            ({"n_train": 5}, ValueError, r"n_train must be in \[10, 4000\], got 5"),
+            ({"n_train": 4500}, ValueError, r"n_train must be in \[10, 4000\], got 4500"),
             ({"label_noise": 1.0}, ValueError, r"label_noise must be in \[0, 1\), got 1"),
             ({"hidden": 0}, ValueError, r"hidden must be >= 1, got 0"),
             ({"lr": 0.0}, ValueError, r"lr must be > 0, got 0"),
@@ -306,6 +464,138 @@ class TestExperiment:
             run("core_problem", seed=1)
 
 
+BASE_TINY = dict(models="cnn,logistic", seeds=2, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return run("mnist1d_baselines", **BASE_TINY)
+
+
+class TestBaselines:
+    def test_rows_in_the_published_order_with_the_published_figures(self, bench):
+        assert [r["model"] for r in bench.rows] == ["logistic", "cnn"]
+        for r in bench.rows:
+            assert r["published"] == pytest.approx(100 * MNIST1D_PUBLISHED[r["model"]])
+            assert r["notebook_run"] == MNIST1D_NOTEBOOK_RUN[r["model"]]
+            assert r["difference"] == pytest.approx(r["test_acc"] - r["published"])
+            assert r["reproduced"] == (abs(r["difference"]) <= bench.options["tolerance"])
+
+    def test_rows_are_fit_runs_over_seeds(self, bench):
+        data = mnist1d_split()
+        for r in bench.rows:
+            tests = []
+            for seed in range(BASE_TINY["seeds"]):
+                out = fit(mnist1d_model(r["model"], seed=seed), data, epochs=1, lr=0.01,
+                          batch_size=100, seed=seed)  # fmt: skip
+                tests.append(out["test_acc"])
+            assert (r["test_acc"], r["test_acc_std"]) == pytest.approx(mean_std(tests))
+
+    def test_claims_name_each_model_and_the_ranking(self, bench):
+        names = list(bench.claims)
+        assert names[0].startswith("logistic: mean test accuracy within 5 points")
+        assert names[1].startswith("cnn: mean test accuracy within 5 points")
+        assert names[2] == "the published ranking holds: logistic < cnn"
+        ranking = bench.rows[0]["test_acc"] < bench.rows[1]["test_acc"]
+        assert bench.claims[names[2]] == ranking
+
+    def test_figure_bars_are_our_means_from_zero(self, bench):
+        ax = bench.figure.axes[0]
+        assert [p.get_height() for p in ax.patches] == pytest.approx(
+            [r["test_acc"] for r in bench.rows]
+        )
+        assert ax.get_ylim() == (0, 100)
+
+    @pytest.mark.parametrize(
+        "models, error",
+        [("", ValueError), ("rnn", ValueError), ("mlp,gru", ValueError), (3, TypeError)],
+    )
+    def test_bad_models(self, models, error):
+        with pytest.raises(error, match="models"):
+            run("mnist1d_baselines", models=models, seeds=1, epochs=1)
+
+    @pytest.mark.parametrize("kwargs", [{"seeds": 0}, {"epochs": 0}, {"tolerance": -1.0}])
+    def test_bad_options(self, kwargs):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            run("mnist1d_baselines", models="logistic", **kwargs)
+
+
+RL_TINY = dict(seeds=2, n_train=50, epochs=4, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def rl():
+    return run("random_labels", **RL_TINY)
+
+
+class TestRandomLabels:
+    def test_rows_and_label_agreement(self, rl):
+        assert [r["labels"] for r in rl.rows] == ["true", "random"]
+        by = {r["labels"]: r for r in rl.rows}
+        assert by["true"]["agree_with_true"] == 100.0
+        assert by["random"]["agree_with_true"] < 50.0  # random labels: about 10 % agree
+
+    def test_random_runs_train_on_random_labels_and_test_on_true_ones(self, rl):
+        data = training_subset(mnist1d_split(random_labels=True, seed=1), RL_TINY["n_train"])
+        model = mnist1d_model("mlp", seed=1, hidden=RL_TINY["hidden"])
+        out = fit(model, data, epochs=RL_TINY["epochs"], lr=0.01, seed=1, curves=True)
+        run_ = next(r for r in rl.extra["per_seed"] if (r["labels"], r["seed"]) == ("random", 1))
+        assert run_["curves"] == out["curves"]
+        assert torch.equal(data.y_test, mnist1d_split().y_test)
+
+    def test_curves_are_epochwise_means(self, rl):
+        for labels in ("true", "random"):
+            runs = [r for r in rl.extra["per_seed"] if r["labels"] == labels]
+            means, stds = rl.extra["curves"][labels]["train_acc"]
+            assert len(means) == len(stds) == RL_TINY["epochs"]
+            for t in range(RL_TINY["epochs"]):
+                m, s = mean_std(r["curves"]["train_acc"][t] for r in runs)
+                assert (means[t], stds[t]) == pytest.approx((m, s))
+
+    def test_epoch_fitted_is_the_first_epoch_at_the_level(self):
+        res = run("random_labels", seeds=1, n_train=20, epochs=30, fit_level=50.0)
+        for r in res.extra["per_seed"]:
+            curve = r["curves"]["train_acc"]
+            first = next((t for t, v in enumerate(curve, 1) if v >= 50.0), None)
+            assert r["epoch_fitted"] == first
+
+    def test_chance_claim_uses_three_standard_errors(self, rl):
+        se = rl.extra["chance_se"]
+        assert se == pytest.approx(100 * math.sqrt(0.1 * 0.9 / 1000))
+        by = {r["labels"]: r for r in rl.rows}
+        key = "on random labels the test accuracy is chance: within 3 standard errors of 10%"
+        assert rl.claims[key] == (abs(by["random"]["test_acc"] - 10) <= 3 * se)
+
+    @pytest.mark.parametrize(
+        "kwargs", [{"seeds": 0}, {"n_train": 5}, {"epochs": 0}, {"fit_level": 101.0}]
+    )
+    def test_bad_options(self, kwargs):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            run("random_labels", **kwargs)
+
+
+class TestFigures:
+    def test_baselines_figure_marks_both_published_figures(self):
+        rows = [
+            {"model": m, "test_acc": 50.0, "test_acc_std": 1.0,
+             "published": 100 * MNIST1D_PUBLISHED[m], "notebook_run": MNIST1D_NOTEBOOK_RUN[m]}
+            for m in ("logistic", "mlp", "cnn")
+        ]  # fmt: skip
+        ax = baselines_figure(rows).axes[0]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels == [
+            "README table (Greydanus 2020)",
+            "the benchmark notebook's run",
+            "ours (mean ± std over seeds)",
+        ]
+
+    def test_accuracy_curves_one_line_per_series_and_a_chance_line(self):
+        fig = accuracy_curves({"a (train)": [10, 20], "a (test)": ([5, 6], [1, 1])}, chance=10)
+        ax = fig.axes[0]
+        assert [line.get_linestyle() for line in ax.get_lines()] == ["-", "--", ":"]
+        assert ax.get_ylim() == (0, 100)
+
+
 class TestCommandLine:
     def test_run_writes_json_and_png(self, tmp_path, capsys):
         args = [
@@ -332,6 +622,15 @@ class TestCommandLine:
         assert (tmp_path / "core_problem.png").stat().st_size > 1000
         out = capsys.readouterr().out
         assert "the train-test gap shrinks: none > light > heavy:" in out
+
+    def test_baselines_and_random_labels_from_the_command_line(self, tmp_path, capsys):
+        assert main(["run", "mnist1d_baselines", "--models", "logistic", "--seeds", "1",
+                     "--epochs", "1", "--out", str(tmp_path), "--no-progress"]) == 0  # fmt: skip
+        assert main(["run", "random_labels", "--seeds", "1", "--n-train", "20", "--epochs", "1",
+                     "--out", str(tmp_path), "--no-progress"]) == 0  # fmt: skip
+        rows = json.loads((tmp_path / "mnist1d_baselines.json").read_text())["rows"]
+        assert [r["model"] for r in rows] == ["logistic"]
+        assert (tmp_path / "random_labels.png").stat().st_size > 1000
 
     def test_bad_option_value_exits_2(self, tmp_path, capsys):
         assert main(["run", "core_problem", "--seeds", "0", "--out", str(tmp_path)]) == 2

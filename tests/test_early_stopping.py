@@ -384,7 +384,7 @@ class TestBadInput:
 
 # ----------------------------------------------------------------------------- the experiment
 
-TINY = dict(n_train=100, n_val=100, epochs=12, hidden=32, lr=3e-3, patience=2, patiences="1,3")
+TINY = dict(seeds=2, epochs=6, n_val=100, hidden=8, lr=3e-3, patience=2, patiences="1,3")
 
 
 @pytest.fixture(scope="module")
@@ -394,35 +394,97 @@ def result():
     return run("early_stopping", **TINY)
 
 
-class TestExperiment:
-    def test_rows(self, result):
-        assert result.name == "early_stopping"
-        assert [r["patience"] for r in result.rows] == [1, 3]
-        val = result.extra["history"].val_loss
-        assert len(val) == TINY["epochs"]
-        for r in result.rows:
-            assert set(r) == {
-                "patience",
-                "stop_epoch",
-                "best_epoch",
-                "val_loss_at_restore",
-                "epochs_past_best",
-                "epochs_saved",
-            }
-            assert (r["stop_epoch"], r["best_epoch"]) == simulate(val, r["patience"])
-            assert r["val_loss_at_restore"] == val[r["best_epoch"] - 1]
-            assert r["epochs_past_best"] == r["stop_epoch"] - r["best_epoch"]
-            assert r["epochs_saved"] == TINY["epochs"] - r["stop_epoch"]
+class TestReplay:
+    CURVES = {
+        "val_loss": [1.0, 0.8, 0.9, 0.85, 0.95, 0.7],
+        "test_loss": [1.1, 0.9, 1.0, 1.0, 1.1, 0.8],
+        "test_acc": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+    }
 
-    def test_claims(self, result):
+    def test_looks_up_the_restored_epoch(self):
+        from regcourse.experiments.early_stopping import replay
+
+        r = replay(self.CURVES, 3)
+        assert (r["stop_epoch"], r["best_epoch"]) == tuple(simulate(self.CURVES["val_loss"], 3))
+        assert (r["val_loss"], r["test_loss"], r["test_acc"]) == (0.8, 0.9, 20.0)
+        assert r["epochs_past_best"] == 3
+
+    def test_never_firing_restores_the_minimum_seen(self):
+        from regcourse.experiments.early_stopping import replay
+
+        r = replay(self.CURVES, 10)
+        assert (r["stop_epoch"], r["best_epoch"], r["test_acc"]) == (6, 6, 60.0)
+
+    def test_min_delta_is_passed_on(self):
+        from regcourse.experiments.early_stopping import replay
+
+        r = replay(self.CURVES, 3, min_delta=0.25)
+        assert tuple(simulate(self.CURVES["val_loss"], 3, 0.25)) == (
+            r["stop_epoch"],
+            r["best_epoch"],
+        )
+
+
+class TestExperiment:
+    def test_one_row_per_patience_and_one_without(self, result):
+        assert result.name == "early_stopping"
+        # the compared patience joins the replayed ones
+        assert [r["patience"] for r in result.rows] == [1, 2, 3, None]
+        assert result.extra["patiences"] == [1, 2, 3]
+
+    def test_rows_are_means_of_the_replays(self, result):
+        from regcourse.experiments import mean_std
+
+        curves, replays = result.extra["curves"], result.extra["replays"]
+        assert sorted(curves) == [0, 1]
+        for row in result.rows:
+            p = row["patience"]
+            if p is None:
+                stops = [TINY["epochs"]] * 2
+                accs = [curves[s]["test_acc"][-1] for s in (0, 1)]
+            else:
+                for s in (0, 1):
+                    rep = replays[s, p]
+                    val = curves[s]["val_loss"]
+                    assert (rep["stop_epoch"], rep["best_epoch"]) == tuple(simulate(val, p))
+                    assert rep["test_acc"] == curves[s]["test_acc"][rep["best_epoch"] - 1]
+                stops = [replays[s, p]["stop_epoch"] for s in (0, 1)]
+                accs = [replays[s, p]["test_acc"] for s in (0, 1)]
+            assert (row["stop_epoch"], row["stop_epoch_std"]) == pytest.approx(mean_std(stops))
+            assert (row["test_acc"], row["test_acc_std"]) == pytest.approx(mean_std(accs))
+
+    def test_each_run_is_fit_on_its_own_split(self, result):
+        from regcourse.data import mnist1d_split
+        from regcourse.experiments.core_problem import fit
+        from regcourse.models import mnist1d_model
+
+        data = mnist1d_split(TINY["n_val"], seed=1)
+        out = fit(mnist1d_model("mlp", seed=1, hidden=TINY["hidden"]), data, epochs=TINY["epochs"],
+                  lr=TINY["lr"], seed=1, curves=True)  # fmt: skip
+        assert out["curves"] == result.extra["curves"][1]
+        assert len(out["curves"]["val_loss"]) == TINY["epochs"]
+
+    def test_claims_are_booleans_that_follow_the_curves(self, result):
         assert all(isinstance(v, bool) for v in result.claims.values())
-        assert "patience 1 stops earlier than patience 3" in result.claims
-        # the exactness claims hold at any setting, not only the chapter's
-        for key, ok in result.claims.items():
-            exact = ("retraces", "simulate() predicts", "exactly", "bit-identical")
-            if any(s in key for s in exact):
-                assert ok, key
-        assert result.figure is not None
+        key = "a larger patience never stops earlier and never restores a worse validation loss"
+        assert result.claims[key]  # holds at any setting: a larger patience sees more epochs
+        rises = all(
+            c["val_loss"][-1] - min(c["val_loss"]) > 0.1 for c in result.extra["curves"].values()
+        )
+        assert result.claims[next(k for k in result.claims if "rises" in k)] == rises
+
+    def test_same_options_same_result(self, result):
+        from regcourse.experiments import run
+
+        again = run("early_stopping", **TINY)
+        assert again.rows == result.rows and again.claims == result.claims
+
+    def test_figure_marks_every_stop(self, result):
+        ax = result.figure.axes[0]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels[:2] == ["training loss", "validation loss"]
+        assert sum(text.startswith("patience") for text in labels) == 3
+        assert ax.get_ylim()[0] == 0
 
     @pytest.mark.parametrize(
         "option, err",
@@ -432,7 +494,11 @@ class TestExperiment:
             ({"patience": 0}, ValueError),
             ({"epochs": 1}, ValueError),
             ({"n_val": 0}, ValueError),
+            ({"n_val": 3950}, ValueError),
             ({"label_noise": 1.0}, ValueError),
+            ({"lr": 0.0}, ValueError),
+            ({"seeds": 0}, ValueError),
+            ({"hidden": 1.5}, TypeError),
         ],
     )
     def test_bad_options(self, option, err):
@@ -441,6 +507,12 @@ class TestExperiment:
         name = next(iter(option))
         with pytest.raises(err, match=name):
             run("early_stopping", **{**TINY, **option})
+
+    def test_parse_patiences_needs_a_string(self):
+        from regcourse.experiments.early_stopping import parse_patiences
+
+        with pytest.raises(TypeError, match="patiences must be a str"):
+            parse_patiences([2, 3])
 
     def test_cli_writes_files(self, tmp_path, capsys):
         from regcourse.__main__ import main
@@ -451,6 +523,6 @@ class TestExperiment:
         assert main(args) == 0
         payload = json.loads((tmp_path / "early_stopping.json").read_text())
         assert payload["experiment"] == "early_stopping"
-        assert [r["patience"] for r in payload["rows"]] == [1, 3]
+        assert [r["patience"] for r in payload["rows"]] == [1, 2, 3, None]
         assert (tmp_path / "early_stopping.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "wrote" in capsys.readouterr().out

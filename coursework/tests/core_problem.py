@@ -2,7 +2,7 @@
 
 import torch
 
-from coursework.spec import Chapter, assert_number_close
+from coursework.spec import Chapter, assert_number_close, assert_tensor_close
 from regcourse.experiments.core_problem import diagnose
 from regcourse.penalties import l2_penalty
 
@@ -61,14 +61,72 @@ def objective(student):
     assert_number_close(student.value("objective_by_hand"), value, tol=1e-5, what="objective_by_hand")
 
 
-# --- cp-ex4: clean labels ----------------------------------------------------------------------------------
-ex4 = CHAPTER.exercise("cp-ex4", "Take the noise away", manual="the predictions and the explanation")
+# --- cp-ex4: one epoch of SGD by hand -------------------------------------------------------------
+ex4 = CHAPTER.exercise("cp-ex4", "One epoch of the loop, by hand", functions=["ex_sgd_epoch"],
+                       forbid=["SGD", "train_epoch", "minibatches", "Linear"])
+
+
+def _reference_epoch(weight, bias, x, y, lr, batch_size, seed):
+    """The same epoch with the package's loop: nn.Linear, torch.optim.SGD and train_epoch."""
+    import torch.nn.functional as F
+
+    from regcourse.training import minibatches, train_epoch
+
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], dtype=weight.dtype)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        layer.bias.copy_(bias)
+    sgd = torch.optim.SGD(layer.parameters(), lr=lr)
+    batches = minibatches(x, y, batch_size, torch.Generator().manual_seed(seed))
+    train_epoch(layer, batches, F.cross_entropy, sgd)
+    return layer.weight.detach(), layer.bias.detach()
+
+
+def _check_epoch(student, n, features, classes, lr, batch_size, seed, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(1000 + n + seed)
+    w = torch.randn(classes, features, generator=gen, dtype=dtype) * 0.3
+    b = torch.randn(classes, generator=gen, dtype=dtype) * 0.1
+    x = torch.randn(n, features, generator=gen, dtype=dtype)
+    y = torch.randint(0, classes, (n,), generator=gen)
+    want_w, want_b = _reference_epoch(w, b, x, y, lr, batch_size, seed)
+    got = student.call("ex_sgd_epoch", w, b, x, y, lr, batch_size, seed)
+    what = f"ex_sgd_epoch on {n} examples, batches of {batch_size}, lr {lr}, seed {seed}"
+    assert isinstance(got, (tuple, list)) and len(got) == 2, f"{what} should return (weight, bias), got {got!r}"[:300]
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    assert_tensor_close(got[0], want_w, rtol=tol, atol=tol, what=f"the weight from {what}", check_dtype=False)
+    assert_tensor_close(got[1], want_b, rtol=tol, atol=tol, what=f"the bias from {what}", check_dtype=False)
 
 
 @ex4.test(points=1)
-def clean_run_with_the_asked_options(student):
-    options = student.value("clean_res", "options")
-    assert isinstance(options, dict), "clean_res should be the result of run('core_problem', ...)"
-    asked = {"label_noise": 0.0, "seeds": 3}
-    wrong = {k: options.get(k) for k, v in asked.items() if options.get(k) != v}
-    assert not wrong, f"clean_res was run with {wrong}, the exercise asks for {asked}"
+def one_batch_per_epoch(student):
+    """A single batch holding every example: one step of gradient descent."""
+    _check_epoch(student, n=12, features=4, classes=3, lr=0.5, batch_size=12, seed=0)
+
+
+@ex4.test(points=2)
+def shuffled_batches(student):
+    """Several shuffled batches, a shorter last batch, other seeds and a float64 problem."""
+    _check_epoch(student, n=100, features=40, classes=10, lr=0.1, batch_size=10, seed=7)
+    _check_epoch(student, n=25, features=6, classes=3, lr=0.2, batch_size=10, seed=3)
+    _check_epoch(student, n=30, features=5, classes=4, lr=0.05, batch_size=7, seed=11, dtype=torch.float64)
+
+
+# --- cp-ex5: random labels on the whole training set ------------------------------------------------
+ex5 = CHAPTER.exercise("cp-ex5", "Random labels on the whole training set", timeout=120,
+                       manual="parts 1 and 3: the prediction and what to change")
+
+
+@ex5.test(points=1)
+def rl_full_is_the_asked_run(student):
+    """rl_full is fit() of the chapter's MLP on all 4,000 signals with random labels (seed 0)."""
+    from regcourse.data import mnist1d_split
+    from regcourse.experiments.core_problem import fit
+    from regcourse.models import mnist1d_model
+
+    got = student.value("rl_full")
+    assert isinstance(got, dict) and "train_acc" in got and "test_acc" in got, (
+        f"rl_full should be the dictionary that fit() returns, got {got!r}"[:300])
+    want = fit(mnist1d_model("mlp", seed=0), mnist1d_split(random_labels=True, seed=0),
+               epochs=40, lr=0.01, batch_size=100, seed=0)
+    for key in ("train_acc", "test_acc"):
+        assert_number_close(got[key], want[key], tol=0.05, what=f"rl_full[{key!r}]")

@@ -77,17 +77,29 @@ def ex3_holds_simulate_for_each_setting(student):
                 f"ex3[{p}, {d}] = {got!r} is not what early stopping does on full_val")
 
 
-# --- es-ex4: the run without label noise -------------------------------------------------------------
-ex4 = CHAPTER.exercise("es-ex4", "Predict, then measure: without label noise", timeout=30,
-                       manual="part 1: the predictions, compared with the measurement")
+# --- es-ex4: monitor the accuracy ---------------------------------------------------------------
+ex4 = CHAPTER.exercise("es-ex4", "Monitor the accuracy instead", manual="part 1: the predictions")
 
 
 @ex4.test(points=1)
-def clean_is_the_same_run_without_label_noise(student):
-    noisy, clean = student.value("res", "options"), student.value("clean", "options")
-    assert isinstance(clean, dict), f"clean should be the result of run(...), got options {clean!r}"[:300]
-    assert as_float(clean.get("label_noise"), "clean's label_noise") == 0.0, "clean was not run with label_noise=0.0"
-    other = {k: v for k, v in clean.items() if k != "label_noise"}
-    assert other == {k: v for k, v in noisy.items() if k != "label_noise"}, (
-        "clean should differ from the chapter's run only in label_noise")
+def by_acc_is_simulate_in_max_mode(student):
+    """by_acc is simulate(curves["val_acc"], 10, mode="max") on the chapter's run."""
+    curves = student.value("curves")
+    assert isinstance(curves, dict) and "val_acc" in curves, "curves should be the run's measurements"
+    got = student.value("by_acc")
+    got = tuple(got) if isinstance(got, (list, tuple)) else got
+    want = tuple(simulate(curves["val_acc"], 10, mode="max"))
+    assert got == want, f"by_acc = {got!r} is not what early stopping on the accuracy does ({want})"
 
+
+# --- es-ex5: the benchmark's learning rate ---------------------------------------------------------
+ex5 = CHAPTER.exercise("es-ex5", "Predict, then measure: the benchmark's learning rate", timeout=60,
+                       manual="part 1: the predictions, compared with the measurement")
+
+
+@ex5.test(points=1)
+def fast_is_the_run_at_the_benchmark_rate(student):
+    options = student.value("fast", "options")
+    assert isinstance(options, dict), f"fast should be the result of run(...), got options {options!r}"[:300]
+    assert as_float(options.get("lr"), "fast's lr") == 0.01, "fast was not run with lr=0.01"
+    assert options.get("seeds") == 1, "fast should be run with seeds=1"
