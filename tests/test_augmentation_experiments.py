@@ -250,13 +250,15 @@ class TestFitAugmented:
         "augment, kwargs, exc, match",
         [
             ("shift", {}, TypeError, "augment must be callable or None, got str"),
+            (None, {"data": "signals"}, TypeError, "data must be a regcourse.data.Split"),
             (None, {"epochs": 0}, ValueError, "epochs must be >= 1"),
             (None, {"lr": 0.0}, ValueError, "lr must be > 0"),
         ],
     )
     def test_rejects(self, tiny, augment, kwargs, exc, match):
+        data = kwargs.pop("data", tiny)
         with pytest.raises(exc, match=match):
-            fit_augmented(mnist1d_model("mlp"), tiny, augment, **kwargs)
+            fit_augmented(mnist1d_model("mlp"), data, augment, **kwargs)
 
 
 class TestMnist1dRecipe:
@@ -352,3 +354,15 @@ class TestGalleryAndHistograms:
         fig = signal_figure(versions, ["x", "y", "z"], ncols=2)
         assert isinstance(fig, Figure) and len(fig.axes) == 4
         assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2, 0]
+
+    @pytest.mark.parametrize(
+        "signals, titles, exc, match",
+        [
+            ({}, ["x"], TypeError, "signals must be a non-empty dict"),
+            ({"a": torch.zeros(2, 40)}, ["x"], ValueError, r"one signal per title \(1\)"),
+            ({"a": torch.zeros(40)}, ["x"], ValueError, "signals\\['a'\\]"),
+        ],
+    )
+    def test_signal_figure_rejects(self, signals, titles, exc, match):
+        with pytest.raises(exc, match=match):
+            signal_figure(signals, titles)

@@ -187,6 +187,14 @@ class TestFit:
         with pytest.raises(exc, match=match):
             fit(make_mlp("none"), tiny, **kwargs)
 
+    def test_rejects_a_model_or_data_of_the_wrong_kind(self, tiny):
+        with pytest.raises(TypeError, match="model must be an nn.Module, got function"):
+            fit(lambda x: x, tiny)
+        with pytest.raises(
+            TypeError, match="data must be a regcourse.data.Split .* without x_test"
+        ):
+            fit(make_mlp("none"), type("D", (), {"x_train": 0, "y_train": 0, "y_test": 0})())
+
 
 class TestBnNoise:
     def test_tiny_run(self):
@@ -213,6 +221,8 @@ class TestBnNoise:
     def test_noise_figure(self):
         fig = noise_figure([2, 4], [0.7, 0.5], [0.71, 0.5], [0.8, 0.6], -0.5)
         assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 3
+        with pytest.raises(ValueError, match="one value per batch size"):
+            noise_figure([2, 4, 8], [0.7, 0.5], [0.71, 0.5], [0.8, 0.6], -0.5)
 
 
 TINY = dict(seeds=2, n_train=64, epochs=1, batch_size=16)

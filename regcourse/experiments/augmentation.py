@@ -33,7 +33,7 @@ from ..plotting import image_grid
 from ..training import evaluate, minibatches, train_epoch
 from . import Result, experiment, mean_std
 from ._common import one_thread
-from .batch_norm import parse_sizes, subset
+from .batch_norm import _check_model_and_data, parse_sizes, subset
 
 __all__ = [
     "aug_gallery",
@@ -325,6 +325,7 @@ def fit_augmented(
     Returns:
         ``(train_accuracy, test_accuracy)``.
     """
+    _check_model_and_data(model, data)
     epochs = check_scalar(epochs, "epochs", kind="int", low=1)
     batch_size = check_scalar(batch_size, "batch_size", kind="int", low=1)
     lr = check_scalar(lr, "lr", low=0, closed="neither")
@@ -358,8 +359,18 @@ def signal_figure(signals: dict[str, torch.Tensor], titles: list[str], *, ncols:
     """
     from matplotlib.figure import Figure
 
-    names = list(signals)
+    if not isinstance(signals, dict) or not signals:
+        raise TypeError(
+            f"signals must be a non-empty dict of name -> (K, L) tensor, got {signals!r}"[:200]
+        )
     k = len(titles)
+    for name, t in signals.items():
+        check_tensor(t, f"signals[{name!r}]", ndim=2)
+        if t.shape[0] != k:
+            raise ValueError(
+                f"signals[{name!r}] must hold one signal per title ({k}), got shape {tuple(t.shape)}"
+            )
+    names = list(signals)
     ncols = ncols or k
     nrows = (k + ncols - 1) // ncols
     fig = Figure(figsize=(2.6 * ncols, 2.2 * nrows))  # outside pyplot

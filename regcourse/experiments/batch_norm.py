@@ -106,6 +106,18 @@ def make_mlp(norm: str = "batch", *, bn_batch_size: int | None = None, seed: int
     return mnist1d_model("mlp", seed=seed, norm=spec)
 
 
+def _check_model_and_data(model, data) -> None:
+    """``model`` is an ``nn.Module`` and ``data`` has training and test tensors."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    missing = [a for a in ("x_train", "y_train", "x_test", "y_test") if not hasattr(data, a)]
+    if missing:
+        raise TypeError(
+            "data must be a regcourse.data.Split (x_train, y_train, x_test, y_test), got "
+            f"{type(data).__name__} without {', '.join(missing)}"
+        )
+
+
 def fit(
     model: nn.Module,
     data: Split,
@@ -125,6 +137,7 @@ def fit(
     Returns:
         ``(train_accuracy, test_accuracy)``.
     """
+    _check_model_and_data(model, data)
     epochs = check_scalar(epochs, "epochs", kind="int", low=1)
     batch_size = check_scalar(batch_size, "batch_size", kind="int", low=2)
     lr = check_scalar(lr, "lr", low=0, closed="neither")
@@ -144,6 +157,12 @@ def fit(
 def noise_figure(sizes, measured, predicted, xhat, slope: float):
     """Log-log plot of the measured batch-mean noise, its ``1/√B`` prediction and the
     noise of one example's ``x̂``, against the batch size (the figure of ``bn_noise``)."""
+    lengths = {len(v) for v in (measured, predicted, xhat)}
+    if lengths != {len(sizes)}:
+        raise ValueError(
+            f"measured, predicted and xhat must hold one value per batch size ({len(sizes)}), "
+            f"got lengths {sorted(lengths)}"
+        )
     from matplotlib.figure import Figure
 
     # a Figure outside pyplot: the notebook shows it only where the chapter asks
