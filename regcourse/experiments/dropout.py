@@ -70,12 +70,13 @@ class FitResult:
 def fit(
     model: nn.Module, data, *, lr: float, epochs: int, batch_size: int, seed: int = 0
 ) -> FitResult:
-    """Train ``model`` with Adam (no weight decay) for ``epochs`` passes; measure it at the end.
+    """Train ``model`` with Adam (no weight decay); measure it at the end.
 
-    Each epoch is one ``regcourse.training.train_epoch`` over mini-batches shuffled by a
-    generator seeded with ``seed``; the dropout masks come from torch's global generator,
-    seeded with ``seed`` for the run (and restored afterwards); one CPU thread. This is
-    the loop of ``regcourse.training.train`` without its per-epoch measurements.
+    Each epoch is one ``regcourse.training.train_epoch`` over mini-batches shuffled by
+    a generator seeded with ``seed``; the dropout masks come from torch's global
+    generator, seeded with ``seed`` for the run (and restored afterwards); one CPU
+    thread. This is the loop of ``regcourse.training.train`` without its per-epoch
+    measurements.
 
     Args:
         model (nn.Module): the network, trained in place.
@@ -105,7 +106,7 @@ def fit(
     "dropout_sweep",
     "train/test accuracy and gap of the MNIST-1D MLP against the drop probability p",
     ps="comma-separated drop probabilities p in [0, 1)",
-    seeds="seeds per p (initial weights, mini-batch order and masks; the data stay the same)",
+    seeds="seeds per p (initial weights, batch order, masks; the data stay the same)",
     n_train="training examples (the first ones of MNIST-1D's training set)",
     epochs="passes over the training set",
     batch_size="mini-batch size",
@@ -120,7 +121,7 @@ def dropout_sweep(
     lr: float = 0.02,
     progress: bool = False,
 ) -> Result:
-    """Train the MLP once per (p, seed) with :func:`fit`; summarise each p over the seeds.
+    """Train the MLP once per (p, seed) with :func:`fit`; summarise each p over seeds.
 
     Returns:
         Result: one row per p with the mean and standard deviation over seeds of the
@@ -136,7 +137,14 @@ def dropout_sweep(
     for p in p_grid:
         for seed in range(seeds):
             model = mnist1d_model("mlp", seed=seed, dropout=p)
-            runs[p, seed] = fit(model, data, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed)
+            runs[p, seed] = fit(
+                model,
+                data,
+                lr=lr,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+            )
 
     rows = []
     for p in p_grid:
@@ -171,7 +179,8 @@ def dropout_sweep(
         batch_size=batch_size,
         lr=lr,
     )
-    return Result("dropout_sweep", options, rows, claims, plot_gap(rows), extra={"runs": runs})
+    figure = plot_gap(rows)
+    return Result("dropout_sweep", options, rows, claims, figure, extra={"runs": runs})
 
 
 def plot_gap(rows: list[dict]):

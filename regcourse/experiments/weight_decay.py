@@ -193,7 +193,7 @@ def fit(
     seed: int = 0,
     decay_all: bool = False,
 ) -> FitResult:
-    """Train ``model`` with AdamW, decay on the weights only; measure it once at the end.
+    """Train ``model`` with AdamW (decay on the weights only); measure it at the end.
 
     The loop is ``regcourse.training.train_epoch`` once per epoch over shuffled
     mini-batches (shuffled by a generator seeded with ``seed``; dropout masks, if the
@@ -217,7 +217,8 @@ def fit(
     """
     epochs = check_scalar(epochs, "epochs", kind="int", low=1)
     seed = check_scalar(seed, "seed", kind="int", low=0)
-    optimizer = torch.optim.AdamW(param_groups(model, weight_decay, decay_all=decay_all), lr=lr)
+    groups = param_groups(model, weight_decay, decay_all=decay_all)
+    optimizer = torch.optim.AdamW(groups, lr=lr)
     shuffle = torch.Generator().manual_seed(seed)
     with one_thread(), seeded(seed):
         norms = [weight_norm(model)]
@@ -253,13 +254,13 @@ def wd_sweep(
     lr: float = 0.02,
     progress: bool = False,
 ) -> Result:
-    """Train the MLP once per (λ, seed) with :func:`fit`; summarise each λ over the seeds.
+    """Train the MLP once per (λ, seed) with :func:`fit`; summarise each λ over seeds.
 
     Returns:
         Result: one row per λ with the mean and standard deviation over seeds of the
-        training, validation and test accuracy, the validation loss and the final weight
-        norm (accuracies in percent); ``extra["norms"][λ]`` is the mean ``‖W‖`` per epoch,
-        ``extra["runs"]`` every single :class:`FitResult` by ``(λ, seed)``.
+        training, validation and test accuracy, the validation loss and the final
+        weight norm (accuracies in percent); ``extra["norms"][λ]`` is the mean
+        ``‖W‖`` per epoch, ``extra["runs"]`` every :class:`FitResult` by ``(λ, seed)``.
     """
     lam_grid = parse_floats(lams, "lams")
     seeds = check_scalar(seeds, "seeds", kind="int", low=1)
@@ -292,19 +293,17 @@ def wd_sweep(
     val_acc = [row["val_acc"] for row in rows]
     val_loss = [row["val_loss"] for row in rows]
     inner = range(1, len(rows) - 1)  # the λ values strictly inside the grid
-    acc_peak = len(rows) > 2 and max(val_acc[i] for i in inner) > max(val_acc[0], val_acc[-1])
+    memorised = rows[0]["train_acc"] >= 99
+    acc_inner = max((val_acc[i] for i in inner), default=-1)
+    acc_peak = acc_inner > max(val_acc[0], val_acc[-1])
     loss_low = min((val_loss[i] for i in inner), default=float("inf"))
+    loss_dip = loss_low <= min(val_loss[0], val_loss[-1]) - 0.1
+    norm_falls = all(a["norm"] > b["norm"] for a, b in zip(rows, rows[1:]))
     claims = {
-        "without weight decay the net memorises its training set (train accuracy >= 99%)": (
-            rows[0]["train_acc"] >= 99
-        ),
-        "validation accuracy peaks at an intermediate λ, not at either end of the grid": acc_peak,
-        "validation loss is U-shaped: its minimum is inside the grid, >= 0.1 below both ends": (
-            loss_low <= min(val_loss[0], val_loss[-1]) - 0.1
-        ),
-        "the final weight norm falls at every step of the λ grid": all(
-            a["norm"] > b["norm"] for a, b in zip(rows, rows[1:])
-        ),
+        "λ = 0 memorises the training set (train accuracy >= 99%)": memorised,
+        "validation accuracy peaks inside the λ grid, not at an end": acc_peak,
+        "validation loss is U-shaped: inside the grid >= 0.1 below both ends": loss_dip,
+        "the final weight norm falls at every step of the λ grid": norm_falls,
     }
     options = dict(
         lams=lams if isinstance(lams, str) else ",".join(f"{v:g}" for v in lam_grid),
@@ -315,9 +314,8 @@ def wd_sweep(
         batch_size=batch_size,
         lr=lr,
     )
-    return Result(
-        "wd_sweep", options, rows, claims, plot_sweep(rows), extra={"norms": norms, "runs": runs}
-    )
+    figure, extra = plot_sweep(rows), {"norms": norms, "runs": runs}
+    return Result("wd_sweep", options, rows, claims, figure, extra=extra)
 
 
 def plot_sweep(rows: list[dict]):
