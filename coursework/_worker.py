@@ -485,6 +485,12 @@ class Worker:
                 ns[key] = importlib.import_module(module)
             self.shell.init_create_namespaces(user_ns=ns)
             self.shell.init_user_ns()
+            for value in saved["ns"].values():   # what `describe` counts as written in a cell, as after a run
+                functions = [value] if isinstance(value, types.FunctionType) else (
+                    list(vars(value).values()) if isinstance(value, type) else [])
+                for f in functions:
+                    if isinstance(f, types.FunctionType) and f.__module__ == "__main__":
+                        self.cell_files.add(f.__code__.co_filename)
             st = saved["state"]
             random.setstate(st["python_rng"])
             if "torch" in st:

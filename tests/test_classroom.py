@@ -961,3 +961,45 @@ def test_gradescope_bundle_of_a_real_chapter(tmp_path):
     assert "apt-get install" in setup and "bubblewrap" in setup
     assert subprocess.run(["bash", "-n", "-c", setup]).returncode == 0
     assert config["chapter"] == "dropout" and config["if_no_sandbox"] == "refuse"
+
+
+BAN_TESTS = """
+from coursework.spec import Chapter
+
+CHAPTER = Chapter("mini", "Mini")
+ex = CHAPTER.exercise("mini-ex1", "No sorting", functions=["ex_order"], forbid=["sorted"])
+
+
+@ex.test(points=1)
+def orders(student):
+    assert student.call("ex_order", [3, 1, 2]) == [1, 2, 3]
+"""
+
+
+@needs_sandbox
+def test_a_shared_helper_counts_as_cell_code_after_a_restore_too(tmp_path):
+    """The ban on a function follows the cell functions an answer calls; a helper from the
+    shared cells is a cell function whether those cells ran or were restored."""
+    from coursework.grader import make_prefix
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "mini.py").write_text(BAN_TESTS)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["coursework"] = {"chapter": "mini"}
+    nb.cells = [
+        _code(
+            "import builtins\n\norder = getattr(builtins, ''.join(['sor', 'ted']))\n\n\n"
+            "def helper(x):\n    return order(x)"
+        ),
+        _md("### Exercise 1.1: No sorting", exercise="mini-ex1"),
+        _code("def ex_order(x):\n    return helper(x)"),
+    ]
+    reference = tmp_path / "mini.ipynb"
+    nbformat.write(nb, reference)
+    prefix = make_prefix(reference)
+    full = grade(reference, tests_dir=hidden, timeout=10)
+    fast = grade(reference, tests_dir=hidden, timeout=10, prefix=prefix)
+    assert [c.get("restored", False) for c in fast["cells"]] == [True, False]
+    assert full["score"] == 0, full["exercises"][0]
+    assert fast["score"] == full["score"] and fast["exercises"] == full["exercises"]
