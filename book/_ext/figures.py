@@ -54,7 +54,9 @@ def _render_mime_type(original):
         if data.mime_type == CSV:
             return [
                 figure_data(
-                    csv=data.content if isinstance(data.content, str) else "".join(data.content)
+                    csv=data.content
+                    if isinstance(data.content, str)
+                    else "".join(data.content)
                 )
             ]
         return original(self, data)
@@ -104,7 +106,9 @@ class FigureAltAndData(SphinxPostTransform):
             out = Path(builder.outdir, *target.split("/"))
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(data[0]["csv"], encoding="utf-8")
-            href = posixpath.relpath(target, posixpath.dirname(self._page(docname)) or ".")
+            href = posixpath.relpath(
+                target, posixpath.dirname(self._page(docname)) or "."
+            )
             link = (
                 f'<p class="{LINK_CLASS}"><a class="reference download" href="{html.escape(href)}" '
                 f'download="{html.escape(posixpath.basename(target))}">{LINK_TEXT}</a></p>\n'
@@ -133,7 +137,9 @@ class FigureAltAndData(SphinxPostTransform):
 
 def setup(app):
     if not hasattr(NbElementRenderer.render_mime_type, "__wrapped__"):
-        NbElementRenderer.render_mime_type = _render_mime_type(NbElementRenderer.render_mime_type)
+        NbElementRenderer.render_mime_type = _render_mime_type(
+            NbElementRenderer.render_mime_type
+        )
     app.add_node(
         figure_data,
         html=(_skip, None),

@@ -29,7 +29,9 @@ def _name(asset) -> str:
 
 
 def _is_thebe(asset) -> bool:
-    return _name(asset) in THEBE_FILES or "THEBE_JS_URL" in asset.attributes.get("body", "")
+    return _name(asset) in THEBE_FILES or "THEBE_JS_URL" in asset.attributes.get(
+        "body", ""
+    )
 
 
 def strip_thebe(app, pagename, templatename, context, doctree):
@@ -46,7 +48,9 @@ def strip_thebe(app, pagename, templatename, context, doctree):
             kept.append(js)
         context["script_files"] = kept
     if "css_files" in context:
-        context["css_files"] = [css for css in context["css_files"] if not _is_thebe(css)]
+        context["css_files"] = [
+            css for css in context["css_files"] if not _is_thebe(css)
+        ]
 
 
 def strip_thebe_config(app, doctree, docname):

@@ -142,7 +142,9 @@ def _source_read(app, docname: str, source: list[str]) -> None:
         return
     nb = nbformat.reads(source[0], as_version=4)
     for problem in transform(nb, docname):
-        logger.warning(f"{problem}", location=docname, type="regcourse", subtype="prose")
+        logger.warning(
+            f"{problem}", location=docname, type="regcourse", subtype="prose"
+        )
     source[0] = nbformat.writes(nb)
 
 
@@ -157,21 +159,29 @@ def _register_round_citations() -> None:
 
     from sphinxcontrib.bibtex.plugin import register_plugin
     from sphinxcontrib.bibtex.style.referencing import BracketStyle
-    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+    from sphinxcontrib.bibtex.style.referencing.author_year import (
+        AuthorYearReferenceStyle,
+    )
 
     def round_brackets():
         return BracketStyle(left="(", right=")")
 
     @dataclasses.dataclass
     class RoundAuthorYearReferenceStyle(AuthorYearReferenceStyle):
-        bracket_parenthetical: BracketStyle = dataclasses.field(default_factory=round_brackets)
-        bracket_textual: BracketStyle = dataclasses.field(default_factory=round_brackets)
+        bracket_parenthetical: BracketStyle = dataclasses.field(
+            default_factory=round_brackets
+        )
+        bracket_textual: BracketStyle = dataclasses.field(
+            default_factory=round_brackets
+        )
         bracket_author: BracketStyle = dataclasses.field(default_factory=round_brackets)
         bracket_label: BracketStyle = dataclasses.field(default_factory=round_brackets)
         bracket_year: BracketStyle = dataclasses.field(default_factory=round_brackets)
 
     register_plugin(
-        "sphinxcontrib.bibtex.style.referencing", "author_year_round", RoundAuthorYearReferenceStyle
+        "sphinxcontrib.bibtex.style.referencing",
+        "author_year_round",
+        RoundAuthorYearReferenceStyle,
     )
 
 
