@@ -40,6 +40,7 @@ _MODULES = (
     "combining",
     "weight_decay",
     "dropout",
+    "label_smoothing",
 )
 
 
