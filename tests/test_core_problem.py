@@ -574,6 +574,14 @@ class TestRandomLabels:
             run("random_labels", **kwargs)
 
 
+def _row(**changes):
+    """One valid row of baselines_figure, with some entries changed."""
+    row = {"model": "mlp", "test_acc": 64.0, "test_acc_std": 1.5, "published": 68.0,
+           "notebook_run": 65.1}  # fmt: skip
+    row.update(changes)
+    return row
+
+
 class TestFigures:
     def test_baselines_figure_marks_both_published_figures(self):
         rows = [
@@ -594,6 +602,78 @@ class TestFigures:
         ax = fig.axes[0]
         assert [line.get_linestyle() for line in ax.get_lines()] == ["-", "--", ":"]
         assert ax.get_ylim() == (0, 100)
+
+    @pytest.mark.parametrize(
+        "rows, kwargs, error, match",
+        [
+            ("logistic", {}, TypeError, "rows must be a list of dicts, got str"),
+            ([], {}, ValueError, "rows must not be empty"),
+            ([("logistic", 32.0)], {}, TypeError, r"rows\[0\] must be a dict, got tuple"),
+            ([{"model": "mlp", "test_acc": 60.0}], {}, ValueError, r"rows\[0\] lacks the keys"),
+            (
+                [_row(test_acc=120.0)],
+                {},
+                ValueError,
+                r"rows\[0\]\['test_acc'\] must be in \[0, 100\]",
+            ),
+            (
+                [_row(test_acc_std=-1.0)],
+                {},
+                ValueError,
+                r"rows\[0\]\['test_acc_std'\] must be >= 0",
+            ),
+            ([_row(published="68")], {}, TypeError, r"rows\[0\]\['published'\] must be a real"),
+            ([_row(notebook_run=float("nan"))], {}, ValueError, r"notebook_run'\] must be finite"),
+            ([_row()], {"title": 3}, TypeError, "title must be a str, got int"),
+        ],
+    )
+    def test_baselines_figure_bad_input(self, rows, kwargs, error, match):
+        before = plt.get_fignums()
+        with pytest.raises(error, match=match):
+            baselines_figure(rows, **kwargs)
+        assert plt.get_fignums() == before  # refused before a figure is made
+
+    def test_baselines_figure_accepts_tensor_and_numpy_numbers(self):
+        import numpy as np
+
+        row = _row(test_acc=torch.tensor(61.5), test_acc_std=np.float32(2.0))
+        fig = baselines_figure([row])
+        assert [p.get_height() for p in fig.axes[0].patches] == pytest.approx([61.5])
+        plt.close(fig)
+
+    @pytest.mark.parametrize(
+        "series, kwargs, error, match",
+        [
+            ([1, 2], {}, TypeError, "series must be a dict of label -> values, got list"),
+            ({}, {}, ValueError, "series must not be empty"),
+            ({"a": "high"}, {}, TypeError, r"series\['a'\] must be a list of numbers, got str"),
+            ({"a": []}, {}, ValueError, r"series\['a'\] must not be empty"),
+            ({"a": [1.0, float("inf")]}, {}, ValueError, r"series\['a'\]\[1\] must be finite"),
+            (
+                {"a": ([1.0, 2.0], [0.1])},
+                {},
+                ValueError,
+                r"series\['a'\] stds must have 2 values, got 1",
+            ),
+            ({"a": ([1.0], [0.1], [0.2])}, {}, ValueError, r"a \(means, stds\) pair"),
+            ({3: [1.0]}, {}, TypeError, "a label of series must be a str, got int"),
+            ({"a": [1.0]}, {"chance": 150}, ValueError, r"chance must be in \[0, 100\], got 150"),
+            ({"a": [1.0]}, {"ylabel": None}, TypeError, "ylabel must be a str"),
+            ({"a": [1.0]}, {"title": ["t"]}, TypeError, "title must be a str"),
+        ],
+    )
+    def test_accuracy_curves_bad_input(self, series, kwargs, error, match):
+        before = plt.get_fignums()
+        with pytest.raises(error, match=match):
+            accuracy_curves(series, **kwargs)
+        assert plt.get_fignums() == before
+
+    def test_accuracy_curves_draws_the_values_it_is_given(self):
+        fig = accuracy_curves({"a (train)": torch.tensor([10.0, 30.0, 50.0])}, chance=None)
+        (line,) = fig.axes[0].get_lines()
+        assert list(line.get_xdata()) == [1, 2, 3]
+        assert list(line.get_ydata()) == pytest.approx([10.0, 30.0, 50.0])
+        plt.close(fig)
 
 
 class TestCommandLine:

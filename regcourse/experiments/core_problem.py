@@ -470,6 +470,24 @@ def _parse_models(text: str) -> list[str]:
     return [m for m in MODELS if m in names]  # the published order, without repeats
 
 
+def _check_str(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _check_numbers(values, name: str, length: int | None = None) -> list[float]:
+    """``values`` as a list of finite numbers (numpy and 0-dim torch scalars accepted)."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__"):
+        raise TypeError(f"{name} must be a list of numbers, got {type(values).__name__}")
+    out = [check_scalar(v, f"{name}[{i}]") for i, v in enumerate(values)]
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    if length is not None and len(out) != length:
+        raise ValueError(f"{name} must have {length} values, got {len(out)}")
+    return out
+
+
 def baselines_figure(rows: list[dict], *, title: str = ""):
     """Bars of our MNIST-1D test accuracies (mean ± std) with the published ones marked.
 
@@ -484,6 +502,26 @@ def baselines_figure(rows: list[dict], *, title: str = ""):
 
     Used in: chapter "The core problem: memorization vs generalization".
     """
+    if not isinstance(rows, (list, tuple)):
+        raise TypeError(f"rows must be a list of dicts, got {type(rows).__name__}")
+    if not rows:
+        raise ValueError("rows must not be empty")
+    checked = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise TypeError(f"rows[{i}] must be a dict, got {type(row).__name__}")
+        missing = [k for k in ("model", "test_acc", "test_acc_std", "published") if k not in row]
+        if missing:
+            raise ValueError(f"rows[{i}] lacks the keys {missing}")
+        clean = {"model": str(row["model"])}
+        for key in ("test_acc", "published") + (("notebook_run",) if "notebook_run" in row else ()):
+            clean[key] = check_scalar(row[key], f"rows[{i}][{key!r}]", low=0, high=100)
+        clean["test_acc_std"] = check_scalar(
+            row["test_acc_std"], f"rows[{i}]['test_acc_std']", low=0
+        )
+        checked.append(clean)
+    rows = checked
+    _check_str(title, "title")
     fig, ax = plt.subplots(figsize=(6, 3.5))
     xs = range(len(rows))
     ax.bar(
@@ -642,9 +680,27 @@ def accuracy_curves(
 
     Used in: chapter "The core problem: memorization vs generalization".
     """
+    if not isinstance(series, dict):
+        raise TypeError(f"series must be a dict of label -> values, got {type(series).__name__}")
+    if not series:
+        raise ValueError("series must not be empty")
+    checked = {}
+    for label, values in series.items():
+        name = f"series[{label!r}]"
+        if isinstance(values, tuple):
+            if len(values) != 2:
+                raise ValueError(f"{name} must be a list of means or a (means, stds) pair")
+            means = _check_numbers(values[0], f"{name} means")
+            stds = _check_numbers(values[1], f"{name} stds", len(means))
+        else:
+            means, stds = _check_numbers(values, name), None
+        checked[_check_str(label, "a label of series")] = (means, stds)
+    _check_str(ylabel, "ylabel")
+    _check_str(title, "title")
+    if chance is not None:
+        chance = check_scalar(chance, "chance", low=0, high=100)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i, (label, values) in enumerate(series.items()):
-        means, stds = values if isinstance(values, tuple) else (values, None)
+    for i, (label, (means, stds)) in enumerate(checked.items()):
         epochs = range(1, len(means) + 1)
         color = f"C{i // 2}" if len(series) > 2 else f"C{i}"
         style = "--" if label.endswith("(test)") else "-"
