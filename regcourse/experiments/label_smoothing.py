@@ -11,7 +11,7 @@
 Both use :func:`train_classifier`, the loop the chapter writes out once from scratch.
 A seed fixes a network's initial weights and its mini-batch order; the data are the
 benchmark's own. Training runs with one torch thread
-(:func:`~regcourse.experiments._common.one_thread`), so the results do not depend on
+(``regcourse.experiments._common.one_thread``), so the results do not depend on
 the number of threads. Teachers are trained once per process and kept
 (:func:`teacher`): training is deterministic, so the distillation experiment gets
 exactly the networks the calibration experiment measured, without training them again.
