@@ -60,6 +60,7 @@ IDS = [label for _, label in VARIANTS]
 # chapters of this file's tests already vary; a chapter that loses one fails here
 EXPECTED = {
     "weight_decay": {"wd-ex1", "wd-ex3", "wd-ex4"},
+    "dropout": {"do-ex1"},
 }
 
 
@@ -92,7 +93,12 @@ def _wd_ex4(v):
     return {"predicted_adamw": (1 - lr * lam) ** n, "predicted_adam_l2": 1 - n * lr}
 
 
-OWN_ANSWER = {"wd-ex1": _wd_ex1, "wd-ex3": _wd_ex3, "wd-ex4": _wd_ex4}
+def _do_ex1(v):
+    keep = 1 - v["p_ex1"]  # inverted dropout: a kept unit is divided by 1 - p
+    return {"by_hand": [h / keep if m else 0.0 for h, m in zip(v["h_ex1"], v["mask_ex1"])]}
+
+
+OWN_ANSWER = {"wd-ex1": _wd_ex1, "wd-ex3": _wd_ex3, "wd-ex4": _wd_ex4, "do-ex1": _do_ex1}
 # the exercises checked end to end (their reference solutions run without the chapter's
 # experiments, and OWN_ANSWER answers them); every variant exercise gets the other checks
 ANSWERED = [(name, label) for name, label in VARIANTS if label in OWN_ANSWER]
@@ -112,15 +118,34 @@ def _definitions(nb) -> str:
     without its first cell, which sets torch's threads for the whole process).
     """
     first = min(b.cell for b in parse_exercises(nb))
-    keep = []
-    for cell in nb.cells[:first]:
-        if cell.cell_type != "code":
-            continue
-        for node in ast.parse(cell.source).body:
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef)) or (
-                isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute)
-            ):
-                keep.append(ast.get_source_segment(cell.source, node))
+    nodes = [
+        (cell.source, node)
+        for cell in nb.cells[:first]
+        if cell.cell_type == "code"
+        for node in ast.parse(cell.source).body
+    ]
+    imported = {
+        (alias.asname or alias.name).split(".")[0]
+        for _, node in nodes
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+
+    def root(expr):
+        while isinstance(expr, ast.Attribute):
+            expr = expr.value
+        return getattr(expr, "id", None)
+
+    keep = [
+        ast.get_source_segment(source, node)
+        for source, node in nodes
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef))
+        or (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Attribute)
+            and root(node.value) in imported
+        )
+    ]
     return "\n".join(keep)
 
 

@@ -14,16 +14,41 @@ ex1 = CHAPTER.exercise("do-ex1", "Inverted dropout by hand",
                        manual="parts 2 and 3: the inference output and E[h~_3], in words")
 
 
+P_EX1 = [0.2, 0.5, 0.6, 0.75, 0.8]   # drop probabilities whose 1 / (1 - p) is a short decimal
+
+
+def _ex1_output(v):
+    h = torch.tensor(v["h_ex1"], dtype=torch.float64)
+    return apply_dropout_mask(h, torch.tensor(v["mask_ex1"], dtype=torch.float64), v["p_ex1"])
+
+
+def _draw_ex1(rng):
+    """h: four non-zero values with one decimal in [-2, 2]; p from P_EX1; a mask that keeps at
+    least one unit and drops at least one; drawn again while the book's answer would still fit."""
+    book = _ex1_output({"h_ex1": [1.0, -0.5, 2.0, 0.4], "p_ex1": 0.2, "mask_ex1": [1, 1, 0, 1]})
+    while True:
+        mask = [rng.randint(0, 1) for _ in range(4)]
+        if 0 < sum(mask) < 4:
+            v = {"h_ex1": [rng.choice([-1, 1]) * rng.randint(1, 20) / 10 for _ in range(4)],
+                 "p_ex1": rng.choice(P_EX1), "mask_ex1": mask}
+            if not torch.allclose(_ex1_output(v), book, rtol=1e-4, atol=1e-6):
+                return v
+
+
+ex1.variants(_draw_ex1, published={"h_ex1": [1.0, -0.5, 2.0, 0.4], "p_ex1": 0.2, "mask_ex1": [1, 1, 0, 1]})
+
+
 @ex1.test(points=1)
 def by_hand_is_the_training_output(student):
-    """by_hand equals the inverted-dropout output of the worked example."""
-    h = torch.tensor([1.0, -0.5, 2.0, 0.4], dtype=torch.float64)
-    expected = apply_dropout_mask(h, torch.tensor([1.0, 1.0, 0.0, 1.0], dtype=torch.float64), 0.2)
+    """by_hand equals the inverted-dropout output of the student's numbers."""
+    v = student.variant
+    expected = _ex1_output(v)
     got = student.value("by_hand")
     values = got.tolist() if isinstance(got, torch.Tensor) else got
     assert isinstance(values, (list, tuple)) and len(values) == 4, f"by_hand should be 4 numbers, got {got!r}"
     got64 = torch.tensor([as_float(v, "an entry of by_hand") for v in values], dtype=torch.float64)
-    assert_tensor_close(got64, expected, rtol=1e-6, atol=1e-9, what="by_hand")
+    assert_tensor_close(got64, expected, rtol=1e-6, atol=1e-9,
+                        what=f"by_hand (for h = {v['h_ex1']}, p = {v['p_ex1']}, m = {v['mask_ex1']})")
 
 
 # --- do-ex2: implement inverted dropout ----------------------------------------------
