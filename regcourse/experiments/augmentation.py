@@ -407,6 +407,21 @@ def aug_gallery(
     cutmix_alpha: float = 1.0,
     progress: bool = False,
 ) -> Result:
+    """Every augmentation of :mod:`regcourse.augment` applied to one photograph.
+
+    The photo (one of scikit-learn's two sample images, cut to a ``size`` square) goes
+    through a horizontal flip, a random resized crop, a rotation, colour jitter and
+    Cutout; Mixup and CutMix pair it with the other photo. CutMix is run a second time
+    from the same generator state on two constant "tag" images, so that the pasted
+    pixels can be counted exactly and compared with the label weight.
+
+    Returns:
+        Result: one row per transform with the fraction of pixels it changed
+        (``changed_fraction``), claims (shapes kept, values in [0, 1], a double flip and
+        a zero rotation give the photo back, Mixup's image is its stated blend, both
+        label rows sum to 1, CutMix's label weight equals its pasted area) and the
+        gallery figure.
+    """
     if photo not in ("china.jpg", "flower.jpg"):
         raise ValueError(f"photo must be 'china.jpg' or 'flower.jpg', got {photo!r}")
     size = check_scalar(size, "size", kind="int", low=16, high=427)
