@@ -23,13 +23,34 @@ def _numbers(value, what, size):
 ex1 = CHAPTER.exercise("dcsd-ex1", "DropConnect by hand",
                        manual="part 2: the inference pre-activation and the expectation, in words")
 
+# drop probabilities whose 1/(1 - p) is 1.25, 2, 2.5, 4 or 5: every answer is a short decimal
+_P_CLEAN = [0.2, 0.5, 0.6, 0.75, 0.8]
+_NONZERO_INTS = [-3, -2, -1, 1, 2, 3]
+
+
+def _draw_ex1(rng):
+    """W: one decimal, non-zero, |w| <= 2; v: non-zero integers; M: one or two weights dropped,
+    at least one kept in each row (so both outputs depend on the mask and neither is all zero)."""
+    weights = [[rng.choice([-1, 1]) * rng.randint(1, 20) / 10 for _ in range(2)] for _ in range(2)]
+    while True:
+        mask = [[rng.randint(0, 1) for _ in range(2)] for _ in range(2)]
+        if 1 <= sum(row.count(0) for row in mask) <= 2 and all(1 in row for row in mask):
+            break
+    return {"W_ex": weights, "v_ex": [rng.choice(_NONZERO_INTS) for _ in range(2)],
+            "p_ex": rng.choice(_P_CLEAN), "M_ex": mask}
+
+
+ex1.variants(_draw_ex1, published={"W_ex": [[1.0, -2.0], [0.5, 0.5]], "v_ex": [2, 1], "p_ex": 0.2,
+                                   "M_ex": [[1, 0], [1, 1]]})
+
 
 @ex1.test(points=1)
 def by_hand_is_the_training_pre_activation(student):
-    w = torch.tensor([[1.0, -2.0], [0.5, 0.5]], dtype=F64)
-    m = torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=F64)
-    expected = apply_dropconnect_mask(torch.tensor([2.0, 1.0], dtype=F64), w, None, m, 0.2)
-    assert_tensor_close(_numbers(student.value("by_hand"), "by_hand", 2), expected, rtol=1e-6, atol=1e-9, what="by_hand")
+    v = student.variant
+    w, m = torch.tensor(v["W_ex"], dtype=F64), torch.tensor(v["M_ex"], dtype=F64)
+    expected = apply_dropconnect_mask(torch.tensor(v["v_ex"], dtype=F64), w, None, m, v["p_ex"])
+    assert_tensor_close(_numbers(student.value("by_hand"), "by_hand", 2), expected, rtol=1e-6, atol=1e-6,
+                        what=f"by_hand (W = {v['W_ex']}, v = {v['v_ex']}, p = {v['p_ex']}, M = {v['M_ex']})")
 
 
 # --- dcsd-ex2: one block, both conventions ----------------------------------------------------
@@ -37,24 +58,36 @@ ex2 = CHAPTER.exercise("dcsd-ex2", "One block, both conventions",
                        manual="part 3: the expected training output compared with inference")
 
 
-def _block_outputs(mode):
+def _draw_ex2(rng):
+    """x: non-zero integers; the diagonal of A: non-zero multiples of 0.25, |a| <= 2; p: _P_CLEAN."""
+    return {"x_ex": [rng.choice(_NONZERO_INTS) for _ in range(2)],
+            "a_ex": [rng.choice([-1, 1]) * rng.randint(1, 8) / 4 for _ in range(2)],
+            "p_block": rng.choice(_P_CLEAN)}
+
+
+ex2.variants(_draw_ex2, published={"x_ex": [2, -1], "a_ex": [0.25, -1.5], "p_block": 0.2})
+
+
+def _block_outputs(mode, v):
     branch = nn.Linear(2, 2, bias=False).double()
     with torch.no_grad():
-        branch.weight.copy_(torch.tensor([[0.25, 0.0], [0.0, -1.5]], dtype=F64))
-    blk = ResidualBlock(branch, p=0.2, mode=mode)
-    x = torch.tensor([[2.0, -1.0]], dtype=F64)
+        branch.weight.copy_(torch.diag(torch.tensor(v["a_ex"], dtype=F64)))
+    blk = ResidualBlock(branch, p=v["p_block"], mode=mode)
+    x = torch.tensor([v["x_ex"]], dtype=F64)
     with torch.no_grad():
         return {"kept": blk(x, torch.ones(1, dtype=F64))[0], "skipped": blk(x, torch.zeros(1, dtype=F64))[0],
                 "inference": blk.eval()(x)[0]}
 
 
 def _check_mode(student, mode):
+    v = student.variant
+    numbers = f"x = {v['x_ex']}, diagonal of A = {v['a_ex']}, p = {v['p_block']}"
     answers = student.value("answers")
     assert isinstance(answers, dict) and isinstance(answers.get(mode), dict), f"answers[{mode!r}] should be a dictionary"
-    for key, expected in _block_outputs(mode).items():
+    for key, expected in _block_outputs(mode, v).items():
         assert key in answers[mode], f"answers[{mode!r}] has no entry {key!r}"
         got = _numbers(answers[mode][key], f"answers[{mode!r}][{key!r}]", 2)
-        assert_tensor_close(got, expected, rtol=1e-6, atol=1e-9, what=f"answers[{mode!r}][{key!r}]")
+        assert_tensor_close(got, expected, rtol=1e-6, atol=1e-6, what=f"answers[{mode!r}][{key!r}] ({numbers})")
 
 
 @ex2.test(points=1)
