@@ -20,28 +20,61 @@ def _numbers(value, what, size):
 
 # --- bn-ex1: batch norm by hand ----------------------------------------------------------------
 ex1 = CHAPTER.exercise("bn-ex1", "Batch norm by hand")
-X1 = torch.tensor([[2.0], [4.0], [4.0], [6.0]], dtype=F64)
+BOOK_EX1 = {"x_ex1": [2, 4, 4, 6], "momentum_ex1": 0.1}
+
+
+def _ex1_answers(v):
+    """(mu_B, sigma_B^2, x_hat, running mean, running variance) of the batch, from the package."""
+    x = torch.tensor(v["x_ex1"], dtype=F64).reshape(-1, 1)
+    rm, rv = torch.zeros(1, dtype=F64), torch.ones(1, dtype=F64)
+    xhat = batch_norm(x, rm, rv, training=True, momentum=v["momentum_ex1"]).squeeze(1)
+    return x.mean().item(), x.var(unbiased=False).item(), xhat, rm.item(), rv.item()
+
+
+def _draw_ex1(rng):
+    """Four integers from 0 to 9, not all equal, and the momentum from a short list; drawn again
+    while any part of the book's answer (mean and variance, x_hat, running statistics) would fit."""
+    book = _ex1_answers(BOOK_EX1)
+    while True:
+        v = {"x_ex1": [rng.randint(0, 9) for _ in range(4)], "momentum_ex1": rng.choice([0.1, 0.2, 0.3, 0.5])}
+        if len(set(v["x_ex1"])) == 1:
+            continue
+        mu, var, xhat, rm, rv = _ex1_answers(v)
+        if (abs(mu - book[0]) > 1e-3 or abs(var - book[1]) > 1e-3) \
+                and not torch.allclose(xhat, book[2], rtol=0, atol=1e-3) \
+                and (abs(rm - book[3]) > 1e-3 or abs(rv - book[4]) > 1e-3):
+            return v
+
+
+ex1.variants(_draw_ex1, published=BOOK_EX1)
+
+
+def _numbers_ex1(v):
+    return f"x = {tuple(v['x_ex1'])}, alpha = {v['momentum_ex1']}"
 
 
 @ex1.test(points=1)
 def batch_mean_and_variance(student):
-    assert_number_close(student.value("mu_hand"), X1.mean().item(), tol=1e-9, what="mu_hand")
-    assert_number_close(student.value("var_hand"), X1.var(unbiased=False).item(), tol=1e-9, what="var_hand")
+    v = student.variant
+    mu, var, *_ = _ex1_answers(v)
+    assert_number_close(student.value("mu_hand"), mu, tol=1e-9, what=f"mu_hand (for {_numbers_ex1(v)})")
+    assert_number_close(student.value("var_hand"), var, tol=1e-9, what=f"var_hand (for {_numbers_ex1(v)})")
 
 
 @ex1.test(points=1)
 def normalised_values(student):
-    expected = batch_norm(X1, None, None, training=True).squeeze(1)
+    v = student.variant
+    expected = _ex1_answers(v)[2]
     got = _numbers(student.value("xhat_hand"), "xhat_hand", 4)
-    assert_tensor_close(got, expected, rtol=0.0, atol=1e-4, what="xhat_hand (four decimals)")
+    assert_tensor_close(got, expected, rtol=0.0, atol=1e-4, what=f"xhat_hand (four decimals, for {_numbers_ex1(v)})")
 
 
 @ex1.test(points=1)
 def running_statistics(student):
-    rm, rv = torch.zeros(1, dtype=F64), torch.ones(1, dtype=F64)
-    batch_norm(X1, rm, rv, training=True, momentum=0.1)
-    assert_number_close(student.value("run_mean_hand"), rm.item(), tol=1e-4, what="run_mean_hand")
-    assert_number_close(student.value("run_var_hand"), rv.item(), tol=1e-4, what="run_var_hand")
+    v = student.variant
+    *_, rm, rv = _ex1_answers(v)
+    assert_number_close(student.value("run_mean_hand"), rm, tol=1e-4, what=f"run_mean_hand (for {_numbers_ex1(v)})")
+    assert_number_close(student.value("run_var_hand"), rv, tol=1e-4, what=f"run_var_hand (for {_numbers_ex1(v)})")
 
 
 # --- bn-ex2: the running-statistics update --------------------------------------------------------
