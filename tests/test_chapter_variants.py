@@ -23,6 +23,7 @@ import ast
 import contextlib
 import copy
 import io
+import math
 from pathlib import Path
 
 import nbformat
@@ -61,6 +62,8 @@ IDS = [label for _, label in VARIANTS]
 EXPECTED = {
     "weight_decay": {"wd-ex1", "wd-ex3", "wd-ex4"},
     "dropout": {"do-ex1"},
+    "batch_norm": {"bn-ex1"},
+    "early_stopping": {"es-ex1"},
 }
 
 
@@ -98,7 +101,51 @@ def _do_ex1(v):
     return {"by_hand": [h / keep if m else 0.0 for h, m in zip(v["h_ex1"], v["mask_ex1"])]}
 
 
-OWN_ANSWER = {"wd-ex1": _wd_ex1, "wd-ex3": _wd_ex3, "wd-ex4": _wd_ex4, "do-ex1": _do_ex1}
+def _bn_ex1(v):
+    x, alpha, n = v["x_ex1"], v["momentum_ex1"], len(v["x_ex1"])
+    mu = sum(x) / n
+    var = sum((xi - mu) ** 2 for xi in x) / n  # the batch uses the biased variance
+    xhat = [round((xi - mu) / math.sqrt(var + 1e-5), 4) for xi in x]  # four decimals
+    unbiased = var * n / (n - 1)  # the running variance uses the unbiased one
+    return {
+        "mu_hand": mu,
+        "var_hand": var,
+        "xhat_hand": xhat,
+        "run_mean_hand": (1 - alpha) * 0 + alpha * mu,
+        "run_var_hand": (1 - alpha) * 1 + alpha * unbiased,
+    }
+
+
+def _patience(values, patience, delta):
+    """(stop epoch, best epoch): stop once `patience` epochs in a row beat the best by <= delta."""
+    best, best_epoch = math.inf, 0
+    for epoch, value in enumerate(values, start=1):
+        if value < best - delta:
+            best, best_epoch = value, epoch
+        elif epoch - best_epoch == patience:
+            return epoch, best_epoch
+    return len(values), best_epoch
+
+
+def _es_ex1(v):
+    stop, best = _patience(v["val_ex1"], v["patience_ex1"], 0.0)
+    stop_d, best_d = _patience(v["val_ex1"], v["patience_ex1"], v["delta_ex1"])
+    return {
+        "by_hand_stop": stop,
+        "by_hand_best": best,
+        "by_hand_stop_delta": stop_d,
+        "by_hand_best_delta": best_d,
+    }
+
+
+OWN_ANSWER = {
+    "wd-ex1": _wd_ex1,
+    "wd-ex3": _wd_ex3,
+    "wd-ex4": _wd_ex4,
+    "do-ex1": _do_ex1,
+    "bn-ex1": _bn_ex1,
+    "es-ex1": _es_ex1,
+}
 # the exercises checked end to end (their reference solutions run without the chapter's
 # experiments, and OWN_ANSWER answers them); every variant exercise gets the other checks
 ANSWERED = [(name, label) for name, label in VARIANTS if label in OWN_ANSWER]

@@ -9,23 +9,67 @@ CHAPTER = Chapter("early_stopping", "Early stopping")
 
 # --- es-ex1: patience by hand ------------------------------------------------------------
 ex1 = CHAPTER.exercise("es-ex1", "Patience by hand", manual="part 3: does either setting find the lowest loss?")
-VAL_EX1 = [0.120, 0.095, 0.081, 0.083, 0.080, 0.084, 0.079, 0.082, 0.085, 0.086, 0.078]
+BOOK_EX1 = {"val_ex1": [0.120, 0.095, 0.081, 0.083, 0.080, 0.084, 0.079, 0.082, 0.085, 0.086, 0.078],
+            "patience_ex1": 3, "delta_ex1": 0.002}
 
 
-def _epochs(student, names, expected):
+def _stops(v):
+    """(stop, best) without and with the threshold, as early stopping decides on these numbers."""
+    return (tuple(simulate(v["val_ex1"], v["patience_ex1"])),
+            tuple(simulate(v["val_ex1"], v["patience_ex1"], min_delta=v["delta_ex1"])))
+
+
+def _draw_ex1(rng):
+    """Eleven losses with three decimals on a noisy U (down to a minimum at epoch 3 to 7, then
+    up, with noise of up to 0.004, and in half the draws a last loss below all others), P from 2 to 4 and delta from a short list. Drawn again
+    unless: both settings stop before epoch 11, the threshold changes the answer, no two losses
+    differ by exactly delta (no ties to argue about), and neither of the book's answers fits."""
+    book = _stops(BOOK_EX1)
+    while True:
+        bottom_epoch, bottom = rng.randint(3, 7), rng.randint(60, 90) / 1000
+        drop, rise = rng.uniform(0.02, 0.05), rng.uniform(0.001, 0.003)
+        values = []
+        for epoch in range(1, 12):
+            if epoch <= bottom_epoch:
+                trend = bottom + drop * ((bottom_epoch - epoch) / (bottom_epoch - 1)) ** 2
+            else:
+                trend = bottom + rise * (epoch - bottom_epoch)
+            values.append(round(trend + rng.uniform(-0.004, 0.004), 3))
+        if rng.random() < 0.5:   # a late dip below the minimum, as in the book's list
+            values[-1] = round(min(values) - rng.randint(1, 3) / 1000, 3)
+        v = {"val_ex1": values, "patience_ex1": rng.randint(2, 4),
+             "delta_ex1": rng.choice([0.001, 0.002, 0.003, 0.005])}
+        plain, delta = _stops(v)
+        step = round(v["delta_ex1"] * 1000)
+        ties = any(round((a - b) * 1000) == step for a in values for b in values)
+        if plain[0] < 11 and delta[0] < 11 and plain != delta and not ties \
+                and plain != book[0] and delta != book[1]:
+            return v
+
+
+ex1.variants(_draw_ex1, published=BOOK_EX1)
+
+
+def _epochs(student, names, expected, what):
     for name, want in zip(names, expected):
         got = as_float(student.value(name), name)
-        assert got == want, f"{name} = {got:g} is not what early stopping does on this list"
+        assert got == want, f"{name} = {got:g} is not what early stopping does on these losses ({what})"
+
+
+def _what(v, delta):
+    return f"P = {v['patience_ex1']}" + (f", delta = {v['delta_ex1']}" if delta else ", delta = 0")
 
 
 @ex1.test(points=1)
 def without_threshold(student):
-    _epochs(student, ("by_hand_stop", "by_hand_best"), simulate(VAL_EX1, 3))
+    v = student.variant
+    _epochs(student, ("by_hand_stop", "by_hand_best"), _stops(v)[0], _what(v, False))
 
 
 @ex1.test(points=1)
 def with_threshold(student):
-    _epochs(student, ("by_hand_stop_delta", "by_hand_best_delta"), simulate(VAL_EX1, 3, min_delta=0.002))
+    v = student.variant
+    _epochs(student, ("by_hand_stop_delta", "by_hand_best_delta"), _stops(v)[1], _what(v, True))
 
 
 # --- es-ex2: the stopping rule --------------------------------------------------------------
