@@ -64,6 +64,7 @@ EXPECTED = {
     "dropout": {"do-ex1"},
     "batch_norm": {"bn-ex1"},
     "early_stopping": {"es-ex1"},
+    "augmentation": {"aug-ex1"},
 }
 
 
@@ -138,7 +139,20 @@ def _es_ex1(v):
     }
 
 
+def _aug_ex1(v):
+    side, row, col, size = v["size_ex1"], v["row_ex1"], v["col_ex1"], 32
+    top, left = row - side // 2, col - side // 2  # the centre pixel sits at offset side // 2
+    box = (max(top, 0), max(left, 0), min(top + side, size), min(left + side, size))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return {
+        "by_hand_box": box,
+        "by_hand_lam": 1 - area / size**2,
+        "by_hand_unclipped": 1 - side**2 / size**2,
+    }
+
+
 OWN_ANSWER = {
+    "aug-ex1": _aug_ex1,
     "wd-ex1": _wd_ex1,
     "wd-ex3": _wd_ex3,
     "wd-ex4": _wd_ex4,

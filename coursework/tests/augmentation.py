@@ -13,17 +13,52 @@ CHAPTER = Chapter("augmentation", "Data augmentation")
 ex1 = CHAPTER.exercise("aug-ex1", "A CutMix label weight by hand")
 
 
+BOOK_EX1 = {"size_ex1": 16, "row_ex1": 4, "col_ex1": 28}
+SIDES = [8, 10, 12, 14, 18, 20, 24]   # even, so the centre pixel sits at offset side // 2
+
+
+def _box_ex1(v):
+    return A.cutmix_box(32, 32, center=(v["row_ex1"], v["col_ex1"]), size=(v["size_ex1"], v["size_ex1"]))
+
+
+def _draw_ex1(rng):
+    """A square box of an even side other than the book's 16 (so the unclipped weight differs),
+    centred on a pixel of the 32 x 32 image near an edge: the box is clipped in at least one
+    direction; drawn again while the book's clipped box or weight would still fit."""
+    book_box, book_lam = _box_ex1(BOOK_EX1)
+    while True:
+        side, row, col = rng.choice(SIDES), rng.randint(0, 31), rng.randint(0, 31)
+        starts = (row - side // 2, col - side // 2)
+        clipped = any(start < 0 or start + side > 32 for start in starts)
+        v = {"size_ex1": side, "row_ex1": row, "col_ex1": col}
+        box, lam = _box_ex1(v)
+        if clipped and box != book_box and abs(lam - book_lam) > 1e-9:
+            return v
+
+
+ex1.variants(_draw_ex1, published=BOOK_EX1)
+
+
+def _numbers_ex1(v):
+    return f"a box of side {v['size_ex1']} centred at row {v['row_ex1']}, column {v['col_ex1']}"
+
+
 @ex1.test(points=1)
 def clipped_box_and_weight(student):
-    box, lam = A.cutmix_box(32, 32, center=(4, 28), size=(16, 16))
+    v = student.variant
+    box, lam = _box_ex1(v)
     got = student.value("by_hand_box")
-    assert isinstance(got, (list, tuple)) and tuple(got) == tuple(box), f"by_hand_box = {got!r} is not the clipped box"
-    assert_number_close(student.value("by_hand_lam"), lam, tol=1e-12, what="by_hand_lam")
+    assert isinstance(got, (list, tuple)) and tuple(got) == tuple(box), (
+        f"by_hand_box = {got!r} is not the clipped box of {_numbers_ex1(v)}")
+    assert_number_close(student.value("by_hand_lam"), lam, tol=1e-12, what=f"by_hand_lam (for {_numbers_ex1(v)})")
 
 
 @ex1.test(points=1)
 def unclipped_weight(student):
-    assert_number_close(student.value("by_hand_unclipped"), 1 - 16 * 16 / (32 * 32), tol=1e-12, what="by_hand_unclipped")
+    v = student.variant
+    side = v["size_ex1"]
+    assert_number_close(student.value("by_hand_unclipped"), 1 - side * side / (32 * 32), tol=1e-12,
+                        what=f"by_hand_unclipped (for {_numbers_ex1(v)})")
 
 
 # --- aug-ex2: the CutMix weight -----------------------------------------------------------------------
