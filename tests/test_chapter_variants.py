@@ -2,15 +2,21 @@
 
 For every exercise of the book whose hidden tests declare ``variants``:
 
-- the book's variant cell agrees with the hidden tests' published numbers, and the
-  reference solution (the book's own cells, run on the published numbers) passes every
-  hidden test of the exercise;
+- the book's variant cell agrees with the hidden tests' published numbers;
 - a student notebook written by ``make student ROSTER=`` (its function,
   :func:`coursework.notebook.write_student_versions`) holds that student's own numbers in
-  the variant cell and in the exercise text's marked numbers, not the book's;
+  the variant cell, in the signed record and in the exercise text's marked numbers, not
+  the book's.
+
+For every such exercise that ``OWN_ANSWER`` answers (those of weight_decay, dropout,
+batch_norm, augmentation and early_stopping; another chapter's exercise joins by adding
+its entry):
+
+- the reference solution (the book's own cells, run on the published numbers) passes
+  every hidden test of the exercise;
 - the book's answers handed in for a student's own numbers fail every hidden test of the
   exercise, while answers computed here from the formulas the chapter teaches (written
-  independently of the package and of the hidden tests) pass them all.
+  independently of the package and of the hidden tests) pass them all, for many ids.
 
 The hidden tests are run in this process against a stand-in for the grader's ``student``
 object (``value``, ``call`` and ``variant``), so that every exercise and many students are
