@@ -8,16 +8,71 @@ from regcourse.penalties import l2_penalty
 
 CHAPTER = Chapter("core_problem", "The core problem: memorization vs generalization")
 
-# --- cp-ex1: gaps and diagnoses by hand --------------------------------------------------------
+# --- cp-ex1: gaps and diagnoses by hand (per-student numbers) -------------------------------------
 ex1 = CHAPTER.exercise("cp-ex1", "Gaps and diagnoses by hand", manual="part 3: which model to deploy, and what next")
+MODELS = ("A", "B", "C")
+
+# Per diagnosis: the range of the training accuracy and of the gap, in tenths of a point. Every
+# range keeps half a point from each threshold of the rule (gap 5 and 15, training accuracy 80
+# and 95), so the subtraction of two one-decimal numbers can never land on the other side.
+_RANGES = {
+    "Severe overfitting": ((850, 1000), (155, 350)),
+    "Mild overfitting": ((750, 1000), (55, 145)),
+    "Good fit": ((955, 1000), (0, 45)),
+    "Slight underfitting": ((805, 945), (0, 45)),
+    "Severe underfitting": ((500, 795), (0, 45)),
+}
+_PUBLISHED1 = {"tr_A": 100.0, "te_A": 81.5, "tr_B": 93.0, "te_B": 85.0, "tr_C": 78.0, "te_C": 76.5}
+
+
+def _draw_ex1(rng):
+    """Three different diagnoses, in an order other than the book's, and accuracies for each."""
+    book = tuple(diagnose(_PUBLISHED1[f"tr_{m}"], _PUBLISHED1[f"te_{m}"]) for m in MODELS)
+    while True:
+        labels = tuple(rng.sample(sorted(_RANGES), 3))
+        if all(a != b for a, b in zip(labels, book)):  # the book's diagnoses are wrong for every model
+            break
+    values = {}
+    for model, label in zip(MODELS, labels):
+        (tr_lo, tr_hi), (gap_lo, gap_hi) = _RANGES[label]
+        train = rng.randint(tr_lo, tr_hi)
+        gap = rng.randint(gap_lo, min(gap_hi, train))  # the test accuracy stays >= 0
+        values[f"tr_{model}"], values[f"te_{model}"] = train / 10, (train - gap) / 10
+    return values
+
+
+ex1.variants(_draw_ex1, published=_PUBLISHED1)
+
+
+def _ex1_models(student):
+    v = student.variant
+    return {m: (v[f"tr_{m}"], v[f"te_{m}"]) for m in MODELS}
+
+
+def _numbers(models):
+    return ", ".join(f"{m}: {tr:.1f} / {te:.1f}" for m, (tr, te) in models.items())
+
+
+@ex1.test(points=1)
+def gaps(student):
+    """The gap (1.2) of each model, from the student's own accuracies."""
+    models = _ex1_models(student)
+    got = student.value("gaps_by_hand")
+    assert isinstance(got, dict), f"gaps_by_hand should be a dictionary, got {type(got).__name__}"
+    for name, (tr, te) in models.items():
+        assert name in got, f"gaps_by_hand has no entry {name!r} (your models: {_numbers(models)})"
+        assert_number_close(got[name], tr - te, tol=1e-6, what=f"gaps_by_hand[{name!r}] ({_numbers(models)})")
 
 
 @ex1.test(points=1)
 def diagnoses(student):
+    """The diagnosis of each model, from the student's own accuracies."""
+    models = _ex1_models(student)
     by_hand = student.value("by_hand")
     assert isinstance(by_hand, dict), f"by_hand should be a dictionary, got {type(by_hand).__name__}"
-    for name, (tr, te) in {"A": (100.0, 81.5), "B": (93.0, 85.0), "C": (78.0, 76.5)}.items():
-        assert by_hand.get(name) == diagnose(tr, te), f"by_hand[{name!r}] = {by_hand.get(name)!r} is not the diagnosis"
+    for name, (tr, te) in models.items():
+        assert by_hand.get(name) == diagnose(tr, te), (
+            f"by_hand[{name!r}] = {by_hand.get(name)!r} is not the diagnosis of train {tr:.1f}%, test {te:.1f}%")
 
 
 # --- cp-ex2: the diagnosis rule ----------------------------------------------------------------------
@@ -43,22 +98,48 @@ def off_grid_and_boundary_values(student):
                      (100, 85), (100, 95), (97.3, 92.31), (81.9, 67.0), (50.0, 49.0), (88.8, 84.0), (0.0, 0.0)])
 
 
-# --- cp-ex3: the penalized objective -------------------------------------------------------------------
-ex3 = CHAPTER.exercise("cp-ex3", "The penalized objective by hand",
-                       manual="part 3: the lambda at which the penalty equals the data term")
+# --- cp-ex3: the penalized objective (per-student numbers) ------------------------------------------
+ex3 = CHAPTER.exercise("cp-ex3", "The penalized objective by hand")
+
+
+def _draw_ex3(rng):
+    """Two non-zero integer weights in [-5, 5], three losses of one decimal in [0.1, 2.5], a lambda."""
+    weights = [rng.choice([k for k in range(-5, 6) if k != 0]) for _ in range(2)]
+    losses = [rng.randint(1, 25) / 10 for _ in range(3)]
+    return {"w_ex": weights, "losses_ex": losses, "lam_ex": rng.choice([0.01, 0.02, 0.05, 0.1, 0.2, 0.5])}
+
+
+ex3.variants(_draw_ex3, published={"w_ex": [3, -4], "losses_ex": [0.2, 0.5, 1.1], "lam_ex": 0.1})
+
+
+def _ex3_numbers(student):
+    v = student.variant
+    w = torch.tensor(v["w_ex"], dtype=torch.float64)
+    risk = torch.tensor(v["losses_ex"], dtype=torch.float64).mean().item()
+    what = f"(w = {v['w_ex']}, losses {v['losses_ex']}, lambda = {v['lam_ex']:g})"
+    return w, risk, v["lam_ex"], what
 
 
 @ex3.test(points=1)
 def empirical_risk(student):
-    risk = torch.tensor([0.2, 0.5, 1.1], dtype=torch.float64).mean().item()
-    assert_number_close(student.value("risk_by_hand"), risk, tol=1e-6, what="risk_by_hand")
+    _, risk, _, what = _ex3_numbers(student)
+    assert_number_close(student.value("risk_by_hand"), risk, tol=1e-6, what=f"risk_by_hand {what}")
 
 
 @ex3.test(points=1)
 def objective(student):
-    w = torch.tensor([3.0, -4.0], dtype=torch.float64)
-    value = torch.tensor([0.2, 0.5, 1.1], dtype=torch.float64).mean().item() + l2_penalty(w, 0.1).item()
-    assert_number_close(student.value("objective_by_hand"), value, tol=1e-5, what="objective_by_hand")
+    w, risk, lam, what = _ex3_numbers(student)
+    value = risk + l2_penalty(w, lam).item()
+    assert_number_close(student.value("objective_by_hand"), value, tol=1e-5, what=f"objective_by_hand {what}")
+
+
+@ex3.test(points=1)
+def lambda_of_equal_terms(student):
+    """The lambda at which the penalty (lambda/2)||w||^2 equals the empirical risk."""
+    w, risk, _, what = _ex3_numbers(student)
+    value = risk / l2_penalty(w, 1.0).item()
+    assert_number_close(student.value("lam_equal_by_hand"), value, tol=1e-4, rel=True,
+                        what=f"lam_equal_by_hand {what}")
 
 
 # --- cp-ex4: one epoch of SGD by hand -------------------------------------------------------------
