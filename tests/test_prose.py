@@ -38,18 +38,12 @@ BIB = parse_file(str(ROOT / "references.bib"))
 
 #: Chapters that still glue values (in loops) that their prose does not show; they are
 #: being rewritten. Strict: a chapter that is cleaned up must leave this list.
-UNUSED_GLUE_TO_CLEAN = {
-    "label_smoothing",
-}
+UNUSED_GLUE_TO_CLEAN: set[str] = set()
 
 #: Chapters not yet rewritten for the learner who executes them (issues 11 and 12): they
 #: still type configuration numbers by hand, show bookkeeping cells, or have code lines
 #: wider than the site shows. Emptied as the chapters are rewritten.
-NOT_YET_REWRITTEN = {
-    "label_smoothing",
-    "dropconnect_depth",
-    "putting_together",
-}
+NOT_YET_REWRITTEN: set[str] = set()
 
 #: Nouns of a training configuration or a data set's size: a number next to one of them
 #: ("256 units", "50 epochs", "patience 10") must come from the code.
