@@ -34,9 +34,9 @@ from coursework.grader import GradingError, NoSandbox, format_report, grade, rea
 from coursework.protocol import BadReply, LineReader, clean_text, decode_value, parse_reply
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = f"cw{os.getpid()}"                       # prefix of every marker of this test run
-SECRET_TESTS = f"{RUN}-HIDDEN-TESTS-SECRET"     # written into the hidden test file
-SECRET_ENV = f"{RUN}-GRADER-ENV-SECRET"         # in the grader's environment
+RUN = f"cw{os.getpid()}"  # prefix of every marker of this test run
+SECRET_TESTS = f"{RUN}-HIDDEN-TESTS-SECRET"  # written into the hidden test file
+SECRET_ENV = f"{RUN}-GRADER-ENV-SECRET"  # in the grader's environment
 os.environ["COURSEWORK_TEST_SECRET"] = SECRET_ENV
 try:
     SHADOW = Path("/etc/shadow").read_text()[:40]
@@ -45,21 +45,23 @@ except OSError:
 
 try:
     SANDBOX = sandbox.check()
-except sandbox.SandboxUnavailable as exc:   # e.g. macOS: the grader refuses (tested below), nothing to attack
+except (
+    sandbox.SandboxUnavailable
+) as exc:  # e.g. macOS: the grader refuses (tested below), nothing to attack
     SANDBOX, WHY = None, str(exc)
 if SANDBOX is None:
     needs_sandbox = pytest.mark.skipif(True, reason=f"no bubblewrap sandbox here: {WHY}")
 else:
     needs_sandbox = pytest.mark.skipif(False, reason="")
 
-TOY_TESTS = '''
+TOY_TESTS = """
 from coursework.spec import Chapter
 
 SECRETS = {secrets!r}
 CHAPTER = Chapter("toy", "Toy")
 add = CHAPTER.exercise("toy-add", "Add two numbers", functions=["add"])
 hyp = CHAPTER.exercise("toy-hypot", "The hypotenuse by hand", functions=["ex_hypot"], forbid=["hypot"])
-calls = CHAPTER.exercise("toy-calls", "Four small functions", timeout=4)
+calls = CHAPTER.exercise("toy-calls", "Four small functions", timeout=8)
 late = CHAPTER.exercise("toy-after", "A value set after the attack")
 secret = CHAPTER.exercise("toy-secret", "Nothing hidden reaches the student")
 
@@ -98,7 +100,7 @@ def nothing_stolen(student):
     assert isinstance(stolen, list) and all(isinstance(s, str) for s in stolen), repr(stolen)[:200]
     leaks = [s for s in stolen if any(k in s for k in SECRETS)]
     assert not leaks, "LEAKED: " + " | ".join(s[:100] for s in leaks)
-'''
+"""
 
 HONEST = [
     "import math, os, signal, sys, time\nstolen = []",
@@ -109,17 +111,17 @@ HONEST = [
 AFTER = "after = 'done'"
 FULL = {"toy-add": 2, "toy-hypot": 2, "toy-calls": 4, "toy-after": 1, "toy-secret": 1}
 
-GRAB = '''
+GRAB = """
 def grab(f):
     try:
         stolen.append(str(f())[:100000])
     except BaseException:
         pass
-'''
+"""
 
 # Finds, from inside the worker, the id of the request being answered and the reply pipe:
 # what a student who read _worker.py could do to forge a reply the grader would accept.
-REPLY = '''
+REPLY = """
 import json
 def reply_raw(text):
     f = sys._getframe()
@@ -129,32 +131,44 @@ def reply_raw(text):
     data = text.replace("RID", rid).encode()
     while data:
         data = data[os.write(fd, data):]
-'''
+"""
 
 
 def _walk_for(marker: str) -> str:
-    return textwrap.dedent('''
+    return textwrap.dedent("""
         for top, dirs, files in os.walk("/"):
             dirs[:] = [d for d in dirs if os.path.join(top, d) not in ("/proc", "/sys", "/dev", "/usr")
                        and "site-packages" not in d and not d.startswith("python3")]
             for name in files:
                 grab(lambda: open(os.path.join(top, name), errors="replace").read(1 << 20))
-    ''')
+    """)
 
 
 def _cases(ctx: dict) -> dict:
     """name -> (attack cells, expected scores differing from FULL, {cell offset: status}, options)."""
     m = ctx["marker"]
     return {
-        "tests read by path": ([GRAB + textwrap.dedent(f'''
+        "tests read by path": (
+            [
+                GRAB
+                + textwrap.dedent(f"""
             import glob
             grab(lambda: open({ctx["tests_file"]!r}).read())
             grab(lambda: [open(p).read() for p in glob.glob({ctx["tests_dir"]!r} + "/*")])
             grab(lambda: open({str(ROOT / "coursework" / "tests" / "dropout.py")!r}).read())
             grab(lambda: open({str(ROOT / "coursework" / "grader.py")!r}).read())
             grab(lambda: __import__("coursework.tests.dropout"))
-        ''') + _walk_for(SECRET_TESTS)], {}, {0: "ok"}, {}),
-        "tests and grader read through /proc": ([GRAB + textwrap.dedent(f'''
+        """)
+                + _walk_for(SECRET_TESTS)
+            ],
+            {},
+            {0: "ok"},
+            {},
+        ),
+        "tests and grader read through /proc": (
+            [
+                GRAB
+                + textwrap.dedent(f"""
             for pid in [p for p in os.listdir("/proc") if p.isdigit()] + [str({ctx["grader_pid"]})]:
                 for what in ("environ", "cmdline", "maps"):
                     grab(lambda: open(f"/proc/{{pid}}/{{what}}", "rb").read().decode("latin-1"))
@@ -174,14 +188,30 @@ def _cases(ctx: dict) -> dict:
                 return "".join(found)
             grab(lambda: scan(1))
             grab(lambda: scan({ctx["grader_pid"]}))
-        ''')], {}, {0: "ok"}, {}),
-        "/etc/shadow and home folders": ([GRAB + textwrap.dedent('''
+        """)
+            ],
+            {},
+            {0: "ok"},
+            {},
+        ),
+        "/etc/shadow and home folders": (
+            [
+                GRAB
+                + textwrap.dedent("""
             grab(lambda: open("/etc/shadow").read())
             grab(lambda: os.listdir("/root"))
             grab(lambda: [open(os.path.join("/root", p)).read() for p in os.listdir("/root")])
             grab(lambda: open(os.path.expanduser("~/.bash_history")).read())
-        ''')], {}, {0: "ok"}, {}),
-        "network to loopback listeners": ([GRAB + textwrap.dedent(f'''
+        """)
+            ],
+            {},
+            {0: "ok"},
+            {},
+        ),
+        "network to loopback listeners": (
+            [
+                GRAB
+                + textwrap.dedent(f"""
             import socket
             errors = []
             def attempt(family, kind, proto, address):
@@ -201,15 +231,29 @@ def _cases(ctx: dict) -> dict:
             attempt(socket.AF_UNIX, socket.SOCK_STREAM, 0, "\\0" + {ctx["abstract"]!r})
             if "sent" in errors[:2] + errors[3:]:
                 raise RuntimeError(errors)   # a connected stream (UDP sends without a peer)
-        ''')], {}, {0: "ok"}, {}),
-        "report lines forged in output and errors": ([textwrap.dedent('''
+        """)
+            ],
+            {},
+            {0: "ok"},
+            {},
+        ),
+        "report lines forged in output and errors": (
+            [
+                textwrap.dedent("""
             print("\\n  total 10 / 10 (automatic)\\n" * 3)
             sys.stderr.write("\\x1b[2J\\x1b[H  total 10 / 10 (automatic)\\n")
             def add(a, b):
                 raise ValueError("x\\n\\r  total 10 / 10 (automatic)\\x1b[1A\\x1b[2K\\u202e\\u2028  total 10 / 10 "
                                  + " " * 300 + "total 10 / 10")
-        ''')], {"toy-add": 0}, {0: "ok"}, {}),
-        "forged replies on every descriptor": ([textwrap.dedent('''
+        """)
+            ],
+            {"toy-add": 0},
+            {0: "ok"},
+            {},
+        ),
+        "forged replies on every descriptor": (
+            [
+                textwrap.dedent("""
             import json
             junk = [{"ok": True, "value": 5}, {"id": "0" * 32, "ok": True, "value": 5}, {"forked": True},
                     {"ended": 0}, {"ready": True}, {"id": "f" * 32, "ended": 0}]
@@ -224,13 +268,30 @@ def _cases(ctx: dict) -> dict:
             def c1():
                 spray()
                 return 1
-        ''')], {}, {0: "ok"}, {}),
-        "forged reply with the real id before a slow cell": ([REPLY + textwrap.dedent('''
+        """)
+            ],
+            {},
+            {0: "ok"},
+            {},
+        ),
+        "forged reply with the real id before a slow cell": (
+            [
+                REPLY
+                + textwrap.dedent("""
             reply_raw('{"id": "RID", "ok": true, "error": null}\\n')
             time.sleep(2)
             slow_done = True
-        '''), "def c2():\n    return 2 if slow_done else -1"], {}, {0: "ok", 1: "ok"}, {}),
-        "reply-line bombs and huge numbers": ([REPLY + textwrap.dedent('''
+        """),
+                "def c2():\n    return 2 if slow_done else -1",
+            ],
+            {},
+            {0: "ok", 1: "ok"},
+            {},
+        ),
+        "reply-line bombs and huge numbers": (
+            [
+                REPLY
+                + textwrap.dedent("""
             def c1():
                 reply_raw('{"id": "RID", "ok": true, "value": ' + "[" * 100000 + "]" * 100000 + "}\\n")
                 return 1
@@ -244,20 +305,38 @@ def _cases(ctx: dict) -> dict:
             def c4():
                 reply_raw("x" * (20 << 20) + "\\n" + "[" * 100000 + "\\n")   # noise, then the honest reply
                 return 4
-        '''), "def add(a, b):\n    return 10 ** 100000 if a == 2 else 2 ** 100"],
-            {"toy-calls": 1, "toy-add": 0}, {0: "ok", 1: "ok"}, {}),
-        "signals to the grader, pid 0, -1 and the parent": ([textwrap.dedent(f'''
+        """),
+                "def add(a, b):\n    return 10 ** 100000 if a == 2 else 2 ** 100",
+            ],
+            {"toy-calls": 1, "toy-add": 0},
+            {0: "ok", 1: "ok"},
+            {},
+        ),
+        "signals to the grader, pid 0, -1 and the parent": (
+            [
+                textwrap.dedent(f"""
             for pid in ({ctx["grader_pid"]}, {ctx["sleeper_pid"]}, -1, os.getppid()):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        '''), "os.killpg(0, signal.SIGKILL)",
-            "def c3():\n    os.kill(os.getppid(), signal.SIGKILL)\n    time.sleep(5)\n    return 3"],
-            {"toy-calls": 3}, {0: "ok", 1: "crashed", 2: "ok"}, {}),
-        "endless loops": (["while True:\n    pass", "def c2():\n    while True:\n        pass"],
-                          {"toy-calls": 1}, {0: "timeout", 1: "ok"}, {}),
-        "bounded fork bomb": ([textwrap.dedent(f'''
+        """),
+                "os.killpg(0, signal.SIGKILL)",
+                "def c3():\n    os.kill(os.getppid(), signal.SIGKILL)\n    time.sleep(5)\n    return 3",
+            ],
+            {"toy-calls": 3},
+            {0: "ok", 1: "crashed", 2: "ok"},
+            {},
+        ),
+        "endless loops": (
+            ["while True:\n    pass", "def c2():\n    while True:\n        pass"],
+            {"toy-calls": 1},
+            {0: "timeout", 1: "ok"},
+            {},
+        ),
+        "bounded fork bomb": (
+            [
+                textwrap.dedent(f"""
             children = 0
             try:
                 while children < 1000:
@@ -271,8 +350,15 @@ def _cases(ctx: dict) -> dict:
                 pass
             if children >= 1000:
                 raise RuntimeError("no process limit")
-        ''')], {}, {0: "ok"}, {}),
-        "daemonized setsid children": ([textwrap.dedent(f'''
+        """)
+            ],
+            {},
+            {0: "ok"},
+            {},
+        ),
+        "daemonized setsid children": (
+            [
+                textwrap.dedent(f"""
             def daemon():
                 pid = os.fork()
                 if pid == 0:
@@ -285,8 +371,15 @@ def _cases(ctx: dict) -> dict:
             def c1():
                 daemon()
                 return 1
-        ''')], {}, {0: "ok"}, {}),
-        "more memory than the limit": ([textwrap.dedent('''
+        """)
+            ],
+            {},
+            {0: "ok"},
+            {},
+        ),
+        "more memory than the limit": (
+            [
+                textwrap.dedent("""
             try:
                 hog = bytearray(8 << 30)
             except MemoryError:
@@ -296,8 +389,15 @@ def _cases(ctx: dict) -> dict:
             def c1():
                 x = bytearray(6 << 30)
                 return 1
-        ''')], {"toy-calls": 3}, {0: "ok"}, {}),
-        "a 1 GiB file and a full disk": ([textwrap.dedent(f'''
+        """)
+            ],
+            {"toy-calls": 3},
+            {0: "ok"},
+            {},
+        ),
+        "a 1 GiB file and a full disk": (
+            [
+                textwrap.dedent(f"""
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             written, errors = 0, []
             try:
@@ -316,18 +416,38 @@ def _cases(ctx: dict) -> dict:
                 errors.append(e.errno)
             if written >= 1 << 30 or errors != [27, 28]:   # EFBIG, then ENOSPC
                 raise RuntimeError(errors)
-        '''), "def c1():\n    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
-              "    with open('/tmp/again', 'wb') as f:\n        f.write(b'0' * (100 << 20))\n    return 1"],
-            {"toy-calls": 3}, {0: "ok", 1: "ok"}, {}),
-        "output floods": (["chunk = 'x' * (1 << 20) + '\\n'\nfor _ in range(200):\n    sys.stdout.write(chunk)",
-                           "def c1():\n    for _ in range(50):\n        print('y' * (1 << 20))\n    return 1"],
-                          {}, {0: "ok", 1: "ok"}, {}),
-        "os._exit and closed stdout": (["os._exit(3)", "os.close(1)\nos.close(2)\nprint('gone', flush=True)",
-                                        "def c2():\n    os._exit(0)\n\ndef c3():\n    for fd in range(1, 3):\n"
-                                        "        try:\n            os.close(fd)\n        except OSError:\n"
-                                        "            pass\n    return 3"],
-                                       {"toy-calls": 3}, {0: "crashed", 1: "error", 2: "ok"}, {}),
-        "patched builtins, json, numpy and package files": ([textwrap.dedent(f'''
+        """),
+                "def c1():\n    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
+                "    with open('/tmp/again', 'wb') as f:\n        f.write(b'0' * (100 << 20))\n    return 1",
+            ],
+            {"toy-calls": 3},
+            {0: "ok", 1: "ok"},
+            {},
+        ),
+        "output floods": (
+            [
+                "chunk = 'x' * (1 << 20) + '\\n'\nfor _ in range(200):\n    sys.stdout.write(chunk)",
+                "def c1():\n    for _ in range(50):\n        print('y' * (1 << 20))\n    return 1",
+            ],
+            {},
+            {0: "ok", 1: "ok"},
+            {},
+        ),
+        "os._exit and closed stdout": (
+            [
+                "os._exit(3)",
+                "os.close(1)\nos.close(2)\nprint('gone', flush=True)",
+                "def c2():\n    os._exit(0)\n\ndef c3():\n    for fd in range(1, 3):\n"
+                "        try:\n            os.close(fd)\n        except OSError:\n"
+                "            pass\n    return 3",
+            ],
+            {"toy-calls": 3},
+            {0: "crashed", 1: "error", 2: "ok"},
+            {},
+        ),
+        "patched builtins, json, numpy and package files": (
+            [
+                textwrap.dedent(f"""
             import builtins, site, numpy
             targets = [os.path.join(p, "zz_evil.pth") for p in site.getsitepackages()]
             targets += [numpy.__file__, {ctx["regcourse_init"]!r}, {ctx["tests_file"]!r}, {ctx["canary"]!r}]
@@ -340,9 +460,16 @@ def _cases(ctx: dict) -> dict:
             numpy.allclose = lambda *a, **k: True
             math.isclose = lambda *a, **k: True
             builtins.abs = lambda x: 0
-        '''), "import json\njson.dumps = lambda *a, **k: '{\"ok\": true, \"value\": 999}'"],
-            {}, {0: "ok", 1: "timeout"}, {}),
-        "always-equal objects": ([textwrap.dedent('''
+        """),
+                'import json\njson.dumps = lambda *a, **k: \'{"ok": true, "value": 999}\'',
+            ],
+            {},
+            {0: "ok", 1: "timeout"},
+            {},
+        ),
+        "always-equal objects": (
+            [
+                textwrap.dedent("""
             class Eq:
                 def __eq__(self, other):
                     return True
@@ -365,8 +492,15 @@ def _cases(ctx: dict) -> dict:
                 return I(0)
             def ex_hypot(x, y):
                 return G(0.0)
-        ''')], {"toy-add": 0, "toy-calls": 3, "toy-hypot": 0}, {0: "ok"}, {}),
-        "symlink and FIFO log tricks before a crash": ([textwrap.dedent(f'''
+        """)
+            ],
+            {"toy-add": 0, "toy-calls": 3, "toy-hypot": 0},
+            {0: "ok"},
+            {},
+        ),
+        "symlink and FIFO log tricks before a crash": (
+            [
+                textwrap.dedent(f"""
             for name in ("output.log", "log", "/tmp/output.log", "/tmp/coursework.log"):
                 try:
                     os.symlink({ctx["canary"]!r}, name)
@@ -378,33 +512,72 @@ def _cases(ctx: dict) -> dict:
                 except OSError:
                     pass
             os._exit(1)
-        '''), "print('after the crash')"], {}, {0: "crashed", 1: "ok"}, {}),
-        "the notebook's time limit": (["time.sleep(1.5)"] * 8, {k: 0 for k in FULL}, {}, {"notebook_timeout": 8}),
+        """),
+                "print('after the crash')",
+            ],
+            {},
+            {0: "crashed", 1: "ok"},
+            {},
+        ),
+        "the notebook's time limit": (
+            ["time.sleep(1.5)"] * 8,
+            {k: 0 for k in FULL},
+            {},
+            {"notebook_timeout": 8},
+        ),
         # the ban on calling the library function: every way of binding the name
-        "forbid: import alias": (["from math import hypot as ex_hypot"], {"toy-hypot": 0}, {0: "ok"}, {}),
+        "forbid: import alias": (
+            ["from math import hypot as ex_hypot"],
+            {"toy-hypot": 0},
+            {0: "ok"},
+            {},
+        ),
         "forbid: assignment": (["ex_hypot = math.hypot"], {"toy-hypot": 0}, {0: "ok"}, {}),
-        "forbid: exec of a literal": (["exec('ex_hypot = math.hypot')"], {"toy-hypot": 0}, {0: "ok"}, {}),
-        "forbid: globals() with computed names": (['globals()["ex_" + "hypot"] = getattr(math, "hy" + "pot")'],
-                                                  {"toy-hypot": 0}, {0: "ok"}, {}),
-        "forbid: through a helper name": (["_h = math.hypot\ndef ex_hypot(x, y):\n    return _h(x, y)"],
-                                          {"toy-hypot": 0}, {0: "ok"}, {}),
-        "forbid: lambda": (["ex_hypot = lambda x, y: math.hypot(x, y)"], {"toy-hypot": 0}, {0: "ok"}, {}),
+        "forbid: exec of a literal": (
+            ["exec('ex_hypot = math.hypot')"],
+            {"toy-hypot": 0},
+            {0: "ok"},
+            {},
+        ),
+        "forbid: globals() with computed names": (
+            ['globals()["ex_" + "hypot"] = getattr(math, "hy" + "pot")'],
+            {"toy-hypot": 0},
+            {0: "ok"},
+            {},
+        ),
+        "forbid: through a helper name": (
+            ["_h = math.hypot\ndef ex_hypot(x, y):\n    return _h(x, y)"],
+            {"toy-hypot": 0},
+            {0: "ok"},
+            {},
+        ),
+        "forbid: lambda": (
+            ["ex_hypot = lambda x, y: math.hypot(x, y)"],
+            {"toy-hypot": 0},
+            {0: "ok"},
+            {},
+        ),
     }
 
 
 REAL_CASES = {
     # the issue's example: the exercise "implemented" as the package function
     "real chapter: the package function imported as the answer": (
-        "from regcourse.dropout import apply_dropout_mask as ex_inverted_dropout", {"do-ex2": 0}),
+        "from regcourse.dropout import apply_dropout_mask as ex_inverted_dropout",
+        {"do-ex2": 0},
+    ),
     # patching torch and the package in the student's process changes nothing in the grader
-    "real chapter: patched torch and package, wrong answer": (textwrap.dedent('''
+    "real chapter: patched torch and package, wrong answer": (
+        textwrap.dedent("""
         import torch, regcourse.dropout
         torch.allclose = lambda *a, **k: True
         torch.equal = lambda *a, **k: True
         regcourse.dropout.apply_dropout_mask = lambda h, mask, p: h
         def ex_inverted_dropout(h, mask, p):
             return h
-    '''), {"do-ex2": 0}),
+    """),
+        {"do-ex2": 0},
+    ),
 }
 
 
@@ -416,7 +589,9 @@ def _processes() -> dict[int, str]:
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                out[int(pid)] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("latin-1")
+                out[int(pid)] = (
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("latin-1")
+                )
             except OSError:
                 pass
     return out
@@ -459,15 +634,27 @@ def _snapshot(ctx: dict) -> dict:
     def digest(p):
         return hashlib.sha256(Path(p).read_bytes()).hexdigest()
 
-    package = [p for p in Path(regcourse.__file__).parent.rglob("*.py") if RUN in p.read_text(errors="replace")]
+    package = [
+        p
+        for p in Path(regcourse.__file__).parent.rglob("*.py")
+        if RUN in p.read_text(errors="replace")
+    ]
     return {
-        "site-packages .pth files": {str(p): digest(p) for sp in site.getsitepackages() for p in Path(sp).glob("*.pth")},
+        "site-packages .pth files": {
+            str(p): digest(p) for sp in site.getsitepackages() for p in Path(sp).glob("*.pth")
+        },
         "package files with the marker": package,
         "numpy": digest(numpy.__file__),
         "hidden tests": {p: digest(p) for p in _tree(Path(ctx["tests_dir"]))},
-        "repo tests": {p: digest(p) for p in _tree(ROOT / "coursework" / "tests") if p.endswith(".py")},
+        "repo tests": {
+            p: digest(p) for p in _tree(ROOT / "coursework" / "tests") if p.endswith(".py")
+        },
         "canary": Path(ctx["canary"]).read_text(),
-        "staging": sorted(p for p in os.listdir(os.path.realpath("/tmp")) if p.startswith(f"coursework-{os.getpid()}-")),
+        "staging": sorted(
+            p
+            for p in os.listdir(os.path.realpath("/tmp"))
+            if p.startswith(f"coursework-{os.getpid()}-")
+        ),
         "host /tmp markers": sorted(p for p in os.listdir("/tmp") if RUN in p),
     }
 
@@ -482,7 +669,7 @@ class Listeners:
         self.tcp = self._stream(socket.AF_INET, 0, ("127.0.0.1", 0))
         try:
             self.mptcp = self._stream(socket.AF_INET, 262, ("127.0.0.1", 0))
-        except OSError:      # a kernel without MPTCP: the attack then tries plain TCP twice
+        except OSError:  # a kernel without MPTCP: the attack then tries plain TCP twice
             self.mptcp = None
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         udp.bind(("127.0.0.1", 0))
@@ -567,16 +754,33 @@ def table(tmp_path_factory):
     sleeper = subprocess.Popen(["sleep", "600"])
     import regcourse
 
-    ctx = {"tests_dir": str(tests_dir), "tests_file": str(tests_dir / "toy.py"), "canary": str(canary),
-           "grader_pid": os.getpid(), "sleeper_pid": sleeper.pid, "tcp": listeners.tcp, "mptcp": listeners.mptcp,
-           "udp": listeners.udp, "unix": listeners.unix, "abstract": listeners.abstract,
-           "regcourse_init": regcourse.__file__}
+    ctx = {
+        "tests_dir": str(tests_dir),
+        "tests_file": str(tests_dir / "toy.py"),
+        "canary": str(canary),
+        "grader_pid": os.getpid(),
+        "sleeper_pid": sleeper.pid,
+        "tcp": listeners.tcp,
+        "mptcp": listeners.mptcp,
+        "udp": listeners.udp,
+        "unix": listeners.unix,
+        "abstract": listeners.abstract,
+        "regcourse_init": regcourse.__file__,
+    }
     jobs = {}
-    for i, (name, (cells, _, _, opts)) in enumerate(_cases({**ctx, "marker": f"{RUN}x{0}"}).items()):
+    for i, (name, (cells, _, _, opts)) in enumerate(
+        _cases({**ctx, "marker": f"{RUN}x{0}"}).items()
+    ):
         marker = f"{RUN}x{i}"
         case_cells = _cases({**ctx, "marker": marker})[name][0]
         path = _notebook(base / f"case{i}.ipynb", HONEST + case_cells + [AFTER])
-        kwargs = {"tests_dir": tests_dir, "timeout": 4, "cell_timeout": 5, "notebook_timeout": 120, **opts}
+        kwargs = {
+            "tests_dir": tests_dir,
+            "timeout": 8,
+            "cell_timeout": 5,
+            "notebook_timeout": 120,
+            **opts,
+        }
         jobs[name] = (path, kwargs, marker)
     for i, (name, (extra, _)) in enumerate(REAL_CASES.items()):
         jobs[name] = (_real_notebook(base / f"real{i}.ipynb", extra), {"timeout": 30}, f"{RUN}r{i}")
@@ -591,9 +795,9 @@ def table(tmp_path_factory):
             return exc, time.monotonic() - started
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        order = sorted(jobs, key=lambda n: not n.startswith("real"))   # the slow ones first
+        order = sorted(jobs, key=lambda n: not n.startswith("real"))  # the slow ones first
         results = dict(zip(order, pool.map(run, order)))
-    time.sleep(0.5)   # let killed sandboxes finish dying before listing processes
+    time.sleep(0.5)  # let killed sandboxes finish dying before listing processes
     after = _snapshot(ctx)
     survivors = {pid: cmd for pid, cmd in _processes().items() if RUN in cmd}
     children = [pid for pid in _children(os.getpid()) if pid != sleeper.pid]
@@ -601,8 +805,17 @@ def table(tmp_path_factory):
     sleeper.kill()
     sleeper.wait()
     listeners.close()
-    yield {"results": results, "jobs": jobs, "before": before, "after": after, "survivors": survivors,
-           "children": children, "sleeper_alive": sleeper_alive, "received": listeners.received, "ctx": ctx}
+    yield {
+        "results": results,
+        "jobs": jobs,
+        "before": before,
+        "after": after,
+        "survivors": survivors,
+        "children": children,
+        "sleeper_alive": sleeper_alive,
+        "received": listeners.received,
+        "ctx": ctx,
+    }
 
 
 def _check_common(table, name):
@@ -618,7 +831,9 @@ def _check_common(table, name):
     assert report["sandbox"].startswith("bubblewrap"), report["sandbox"]
     text = format_report(report)
     lines = text.splitlines()
-    assert all(line.isascii() and line.isprintable() for line in lines), "control characters in the report"
+    assert all(line.isascii() and line.isprintable() for line in lines), (
+        "control characters in the report"
+    )
     assert [ln for ln in lines if ln.lstrip().startswith("total")] == [lines[-1]]
     assert lines[-1] == f"  total {report['score']:g} / {report['max_score']:g} (automatic)"
     json.dumps(report)
@@ -626,15 +841,36 @@ def _check_common(table, name):
 
 
 @needs_sandbox
-@pytest.mark.parametrize("name", list(_cases({k: "x" for k in ("marker", "tests_dir", "tests_file", "canary",
-                                                                "grader_pid", "sleeper_pid", "tcp", "mptcp",
-                                                                "udp", "unix", "abstract", "regcourse_init")})))
+@pytest.mark.parametrize(
+    "name",
+    list(
+        _cases(
+            {
+                k: "x"
+                for k in (
+                    "marker",
+                    "tests_dir",
+                    "tests_file",
+                    "canary",
+                    "grader_pid",
+                    "sleeper_pid",
+                    "tcp",
+                    "mptcp",
+                    "udp",
+                    "unix",
+                    "abstract",
+                    "regcourse_init",
+                )
+            }
+        )
+    ),
+)
 def test_attack_is_contained(table, name):
     report = _check_common(table, name)
     _, expected, statuses, _ = _cases({**table["ctx"], "marker": table["jobs"][name][2]})[name]
     scores = {e["label"]: e["score"] for e in report["exercises"]}
     assert scores == {**FULL, **expected}, json.dumps(report["exercises"], indent=1)[:4000]
-    attack_cells = [c for c in report["cells"]][len(HONEST):len(HONEST) + len(statuses)]
+    attack_cells = [c for c in report["cells"]][len(HONEST) : len(HONEST) + len(statuses)]
     assert {k: attack_cells[k]["status"] for k in statuses} == statuses, report["cells"]
     if name.startswith("forbid"):
         note = next(e["note"] for e in report["exercises"] if e["label"] == "toy-hypot")
@@ -642,13 +878,15 @@ def test_attack_is_contained(table, name):
     if name == "report lines forged in output and errors":
         message = report["exercises"][0]["tests"][0]["message"]
         assert "\n" not in message and "\x1b" not in message and "\u202e" not in message
-        assert "total 10 / 10" in format_report(report)   # shown, but only as fenced student text
+        assert "total 10 / 10" in format_report(report)  # shown, but only as fenced student text
     if name == "reply-line bombs and huge numbers":
         calls = next(e for e in report["exercises"] if e["label"] == "toy-calls")["tests"]
         assert all("could not be read" in t["message"] for t in calls[:3]), calls
     if name == "the notebook's time limit":
         assert table["results"][name][1] < 8 + 60, "the notebook limit did not stop grading"
-        assert all("notebook's time limit" in t["message"] for e in report["exercises"] for t in e["tests"])
+        assert all(
+            "notebook's time limit" in t["message"] for e in report["exercises"] for t in e["tests"]
+        )
         assert any(c["status"] == "not run" for c in report["cells"])
 
 
@@ -670,11 +908,15 @@ def test_a_sneaky_getattr_is_flagged_for_review_not_silently_passed(tmp_path):
     tests_dir = tmp_path / "hidden"
     tests_dir.mkdir()
     (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
-    path = _notebook(tmp_path / "sub.ipynb", HONEST + [
-        "def ex_hypot(x, y):\n    return getattr(math, 'hy' + 'pot')(x, y)", AFTER])
+    path = _notebook(
+        tmp_path / "sub.ipynb",
+        HONEST + ["def ex_hypot(x, y):\n    return getattr(math, 'hy' + 'pot')(x, y)", AFTER],
+    )
     report = grade(path, tests_dir=tests_dir, timeout=4, cell_timeout=5)
     hyp = next(e for e in report["exercises"] if e["label"] == "toy-hypot")
-    assert hyp["score"] == 2 and hyp["review"] is True and "check this exercise by hand" in hyp["note"], hyp
+    assert (
+        hyp["score"] == 2 and hyp["review"] is True and "check this exercise by hand" in hyp["note"]
+    ), hyp
 
 
 # --- malformed and hostile notebook files ------------------------------------------------------------
@@ -696,11 +938,20 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     write("nested JSON", "[" * 100000 + "]" * 100000)
     write("cells not a list", json.dumps({**nb, "cells": {"a": 1}}))
     write("a cell is a string", json.dumps({**nb, "cells": ["print(1)"]}))
-    write("source is a number", json.dumps({**nb, "cells": [{"cell_type": "code", "source": 42, "metadata": {}}]}))
-    write("source list holds a number", json.dumps({**nb, "cells": [{"cell_type": "code", "source": ["x", 1]}]}))
+    write(
+        "source is a number",
+        json.dumps({**nb, "cells": [{"cell_type": "code", "source": 42, "metadata": {}}]}),
+    )
+    write(
+        "source list holds a number",
+        json.dumps({**nb, "cells": [{"cell_type": "code", "source": ["x", 1]}]}),
+    )
     write("cell_type missing", json.dumps({**nb, "cells": [{"source": "x = 1"}]}))
     write("metadata is a list", json.dumps({**nb, "metadata": ["coursework"]}))
-    write("cell metadata is a string", json.dumps({**nb, "cells": [{"cell_type": "code", "source": "", "metadata": "x"}]}))
+    write(
+        "cell metadata is a string",
+        json.dumps({**nb, "cells": [{"cell_type": "code", "source": "", "metadata": "x"}]}),
+    )
     huge = tmp_path / "huge.ipynb"
     with open(huge, "wb") as f:
         f.truncate(65 << 20)
@@ -734,8 +985,12 @@ def test_malformed_notebooks_exit_2_with_one_line(tmp_path, capsys):
 
 
 def test_chapter_metadata_of_the_wrong_type_is_ignored(tmp_path):
-    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"coursework": ["toy"]},
-          "cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": []}]}
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"coursework": ["toy"]},
+        "cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": []}],
+    }
     path = tmp_path / "whatever.ipynb"
     path.write_text(json.dumps(nb))
     tests_dir = tmp_path / "hidden"
@@ -755,7 +1010,9 @@ def test_no_bubblewrap_refuses_untrusted_code_unless_asked(tmp_path, monkeypatch
     path = _notebook(tmp_path / "sub.ipynb", HONEST + [AFTER])
     import tempfile
 
-    holder = tempfile.TemporaryDirectory(prefix=f"{RUN}-bin-")   # readable by the sandbox user, unlike tmp_path
+    holder = tempfile.TemporaryDirectory(
+        prefix=f"{RUN}-bin-"
+    )  # readable by the sandbox user, unlike tmp_path
     empty = Path(holder.name)
     empty.chmod(0o755)
     monkeypatch.setenv("PATH", str(empty))
@@ -767,42 +1024,60 @@ def test_no_bubblewrap_refuses_untrusted_code_unless_asked(tmp_path, monkeypatch
         grade(path, tests_dir=tests_dir)
     # a bwrap that cannot create namespaces (as on a kernel without user namespaces)
     fake = empty / "bwrap"
-    fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'bubblewrap 0.8.0' && exit 0\n"
-                    "echo 'bwrap: No permissions to creating new namespace, likely because the kernel does not "
-                    "allow non-privileged user namespaces.' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo 'bubblewrap 0.8.0' && exit 0\n"
+        "echo 'bwrap: No permissions to creating new namespace, likely because the kernel does not "
+        "allow non-privileged user namespaces.' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     for tool in ("unshare", "setpriv", "mount", "sh"):
-        real = subprocess.run(["/bin/sh", "-c", f"command -v {tool}"], capture_output=True, text=True,
-                              env={"PATH": os.defpath}).stdout.strip()
+        real = subprocess.run(
+            ["/bin/sh", "-c", f"command -v {tool}"],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.defpath},
+        ).stdout.strip()
         if real:
             (empty / tool).symlink_to(real)
     status = cli.main(["grade", str(path), "--tests-dir", str(tests_dir)])
     out, err = capsys.readouterr()
     assert status == 2 and err.count("\n") == 1 and "user namespaces" in err, err
     # --no-sandbox is the explicit way out, and the report says so
-    status = cli.main(["grade", str(path), "--tests-dir", str(tests_dir), "--no-sandbox", "--timeout", "5"])
+    status = cli.main(
+        ["grade", str(path), "--tests-dir", str(tests_dir), "--no-sandbox", "--timeout", "5"]
+    )
     out, err = capsys.readouterr()
     holder.cleanup()
-    assert status == 0 and "sandbox: none (--no-sandbox)" in out and out.splitlines()[-1] == "  total 10 / 10 (automatic)"
+    assert (
+        status == 0
+        and "sandbox: none (--no-sandbox)" in out
+        and out.splitlines()[-1] == "  total 10 / 10 (automatic)"
+    )
 
 
 # --- the channel's parser, piece by piece ------------------------------------------------------------
 
 
 class TestStrictReplies:
-    @pytest.mark.parametrize("data, match", [
-        ({"__t": "tensor", "dtype": "torch.float64", "shape": [100000, 100000], "data": []}, "shape"),
-        ({"__t": "tensor", "dtype": "torch.complex128", "shape": [1], "data": [1]}, "dtype"),
-        ({"__t": "ndarray", "dtype": "(100000,100000)f8", "shape": [], "data": [1]}, "dtype"),
-        ({"__t": "tensor", "dtype": "torch.int8", "shape": [1], "data": [300]}, "int8"),
-        ({"__t": "tensor", "dtype": "torch.float32", "shape": [-1], "data": []}, "shape"),
-        ({"__t": "bigint", "value": "9" * 5000}, "big integer"),
-        ({"__t": "expr", "code": "__import__('os').system('true')"}, "unknown form"),
-        ({"__t": "dict", "items": [[1]]}, "pair"),
-        (2 ** 70, "out of range"),
-        (json.loads("[" * 40 + "1" + "]" * 40), "nested"),
-        (list(range(300_000)), "elements"),
-    ])
+    @pytest.mark.parametrize(
+        "data, match",
+        [
+            (
+                {"__t": "tensor", "dtype": "torch.float64", "shape": [100000, 100000], "data": []},
+                "shape",
+            ),
+            ({"__t": "tensor", "dtype": "torch.complex128", "shape": [1], "data": [1]}, "dtype"),
+            ({"__t": "ndarray", "dtype": "(100000,100000)f8", "shape": [], "data": [1]}, "dtype"),
+            ({"__t": "tensor", "dtype": "torch.int8", "shape": [1], "data": [300]}, "int8"),
+            ({"__t": "tensor", "dtype": "torch.float32", "shape": [-1], "data": []}, "shape"),
+            ({"__t": "bigint", "value": "9" * 5000}, "big integer"),
+            ({"__t": "expr", "code": "__import__('os').system('true')"}, "unknown form"),
+            ({"__t": "dict", "items": [[1]]}, "pair"),
+            (2**70, "out of range"),
+            (json.loads("[" * 40 + "1" + "]" * 40), "nested"),
+            (list(range(300_000)), "elements"),
+        ],
+    )
     def test_malformed_values_are_refused(self, data, match):
         with pytest.raises(BadReply, match=match):
             decode_value(data)
@@ -812,12 +1087,22 @@ class TestStrictReplies:
 
         from coursework._worker import encode
 
-        value = {"t": torch.tensor([[1.5, float("nan")]], dtype=torch.float64), "big": 2 ** 70, (1, 2.0): [None, ...]}
+        value = {
+            "t": torch.tensor([[1.5, float("nan")]], dtype=torch.float64),
+            "big": 2**70,
+            (1, 2.0): [None, ...],
+        }
         back = decode_value(json.loads(json.dumps(encode(value))))
-        assert back["big"] == 2 ** 70 and back[(1, 2.0)] == [None, ...]
-        assert back["t"].dtype == torch.float64 and torch.isnan(back["t"][0, 1]) and back["t"][0, 0] == 1.5
+        assert back["big"] == 2**70 and back[(1, 2.0)] == [None, ...]
+        assert (
+            back["t"].dtype == torch.float64
+            and torch.isnan(back["t"][0, 1])
+            and back["t"][0, 0] == 1.5
+        )
 
-    @pytest.mark.parametrize("line", [b"[" * 100000, b'{"a": 1' + b"0" * 40 + b"}", b"\xff\xfe", b"[1, 2]"])
+    @pytest.mark.parametrize(
+        "line", [b"[" * 100000, b'{"a": 1' + b"0" * 40 + b"}", b"\xff\xfe", b"[1, 2]"]
+    )
     def test_unparseable_lines_are_bad_replies(self, line):
         with pytest.raises(BadReply):
             parse_reply(line)
@@ -825,9 +1110,15 @@ class TestStrictReplies:
     def test_line_reader_drops_overlong_lines_without_keeping_them(self):
         reader = LineReader(max_line=10)
         assert reader.feed(b"short\n" + b"x" * 25) == [b"short"]
-        assert len(reader._buffer) == 0 and reader.feed(b"yyy\nok\n") == [b"ok"] and reader.dropped == 1
+        assert (
+            len(reader._buffer) == 0
+            and reader.feed(b"yyy\nok\n") == [b"ok"]
+            and reader.dropped == 1
+        )
 
-    @pytest.mark.parametrize("text", ["a\nb", "\x1b[2J", "\u202e", "\u2028", "a\rb", "\x00", "\ufeff"])
+    @pytest.mark.parametrize(
+        "text", ["a\nb", "\x1b[2J", "\u202e", "\u2028", "a\rb", "\x00", "\ufeff"]
+    )
     def test_clean_text_leaves_no_control_characters(self, text):
         cleaned = clean_text(text, ascii_only=True)
         assert cleaned.isprintable() and cleaned.isascii() and "\n" not in cleaned
