@@ -126,17 +126,18 @@ test-unit: $(STAMP)
 	$(BIN)/ruff check regcourse tests bench
 	$(BIN)/ruff format --check regcourse tests bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules regcourse
-	$(BIN)/python -m pytest -q -m "not site and not lab" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not site and not lab" -n 2 --dist loadfile tests
 
 # nbval re-executes every chapter and compares each cell's output with the committed one.
 test-notebooks: install
 	$(BIN)/python -m pytest -v --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
 
 # The same comparison with 2 torch threads and another hash seed: the committed
-# outputs (made with 1 thread, PYTHONHASHSEED=0) must come out identical. One notebook
-# at a time: 2 kernels x 2 threads on 2 cores would spin-wait.
+# outputs (made with 1 thread, PYTHONHASHSEED=0) must come out identical. Two kernels
+# at a time, as above: OMP_WAIT_POLICY=PASSIVE keeps 2 kernels x 2 threads on 2 cores
+# from spin-waiting (the chapters' training runs in one thread anyway).
 test-determinism: install
-	REGCOURSE_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONHASHSEED=12345 $(BIN)/python -m pytest -q --nbval --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+	REGCOURSE_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONHASHSEED=12345 $(BIN)/python -m pytest -q --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
 
 # the browser tests of the site and the PDF's test (tests/test_pdf.py) read both
 test-site: install pdf
