@@ -920,7 +920,7 @@ def test_math_is_spoken_and_explorable_offline(browser, server):
 # The switch: while False, figures whose alt text is empty, a file path or matplotlib's
 # repr ("<Figure size ...>") are listed (as an expected failure) but do not fail the run.
 # Flip it to True once every chapter shows its figures with regcourse.plotting.show_figure.
-REQUIRE_FIGURE_ALT_TEXT = False
+REQUIRE_FIGURE_ALT_TEXT = True
 
 BAD_ALT = re.compile(r"^\s*$|^<|\.(png|jpe?g|gif|svg)\s*$|^_images/|/", re.IGNORECASE)
 
