@@ -1,12 +1,12 @@
 """Command line of the coursework tool (see book/instructor_guide.md).
 
-    python -m coursework student [NOTEBOOK ...] --out student/ [--roster roster.csv --secret-file F]
-    python -m coursework grade SUBMISSION.ipynb [--json out.json] [--student ID] [--timeout 20] [--chapter NAME]
-    python -m coursework grade DIR_OR_FILES... --gradebook grades.csv [--reports DIR] [--roster roster.csv]
-                                [--jobs N] [--state DIR] [--force] [--tests-dir DIR] [--secret-file F]
-    python -m coursework gradescope CHAPTER --out autograder.zip [--tests-dir DIR] [--secret-file F]
-    python -m coursework list [NOTEBOOK ...]
-    python -m coursework check-sandbox
+python -m coursework student [NOTEBOOK ...] --out student/ [--roster roster.csv --secret-file F]
+python -m coursework grade SUBMISSION.ipynb [--json out.json] [--student ID] [--timeout 20] [--chapter NAME]
+python -m coursework grade DIR_OR_FILES... --gradebook grades.csv [--reports DIR] [--roster roster.csv]
+                            [--jobs N] [--state DIR] [--force] [--tests-dir DIR] [--secret-file F]
+python -m coursework gradescope CHAPTER --out autograder.zip [--tests-dir DIR] [--secret-file F]
+python -m coursework list [NOTEBOOK ...]
+python -m coursework check-sandbox
 """
 
 from __future__ import annotations
@@ -55,8 +55,13 @@ def _cmd_student(args) -> int:
             students = list(dict.fromkeys(r["id"] for r in rows))
         if args.roster or args.tests_dir:
             chapters = load_chapters(Path(args.tests_dir)) if args.tests_dir else load_chapters()
-        written = write_student_versions(_chapters(args.notebooks), Path(args.out), students=students,
-                                         secret=secret, chapters=chapters)
+        written = write_student_versions(
+            _chapters(args.notebooks),
+            Path(args.out),
+            students=students,
+            secret=secret,
+            chapters=chapters,
+        )
     except (FormatError, GradingError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -76,15 +81,23 @@ def _write_json(path: Path, report: dict) -> None:
 
 
 def _grade_options(args) -> dict:
-    return {"chapter": args.chapter, "timeout": args.timeout, "cell_timeout": args.cell_timeout,
-            "notebook_timeout": args.notebook_timeout, "sandbox": not args.no_sandbox}
+    return {
+        "chapter": args.chapter,
+        "timeout": args.timeout,
+        "cell_timeout": args.cell_timeout,
+        "notebook_timeout": args.notebook_timeout,
+        "sandbox": not args.no_sandbox,
+    }
 
 
 def _cmd_grade(args) -> int:
     from .protocol import clean_text
 
-    batch = len(args.submissions) > 1 or any(Path(p).is_dir() for p in args.submissions) or any(
-        (args.gradebook, args.reports, args.roster))
+    batch = (
+        len(args.submissions) > 1
+        or any(Path(p).is_dir() for p in args.submissions)
+        or any((args.gradebook, args.reports, args.roster))
+    )
     if batch:
         return _grade_class(args)
     if args.force or args.state:
@@ -93,8 +106,13 @@ def _cmd_grade(args) -> int:
 
     try:
         extra = {"tests_dir": Path(args.tests_dir)} if args.tests_dir else {}
-        report = grade(args.submissions[0], student=args.student, secret=_secret(args), **_grade_options(args),
-                       **extra)
+        report = grade(
+            args.submissions[0],
+            student=args.student,
+            secret=_secret(args),
+            **_grade_options(args),
+            **extra,
+        )
     except (GradingError, ValueError, TypeError) as exc:
         return _error(str(exc))
     print(format_report(report))
@@ -102,7 +120,10 @@ def _cmd_grade(args) -> int:
         try:
             _write_json(Path(args.json), report)
         except OSError as exc:
-            print(f"error: cannot write the report to {clean_text(args.json, 200)}: {exc.strerror}", file=sys.stderr)
+            print(
+                f"error: cannot write the report to {clean_text(args.json, 200)}: {exc.strerror}",
+                file=sys.stderr,
+            )
             return 2
         print(f"  report written to {clean_text(args.json, 200)}")
     return 0
@@ -114,11 +135,15 @@ def _grade_class(args) -> int:
     from .protocol import clean_text
 
     if not args.gradebook:
-        return _error("grading a folder or several notebooks writes a gradebook: pass --gradebook FILE")
+        return _error(
+            "grading a folder or several notebooks writes a gradebook: pass --gradebook FILE"
+        )
     if args.json or args.student:
-        return _error("--json and --student grade one notebook; a class gets --reports DIR and --roster FILE")
+        return _error(
+            "--json and --student grade one notebook; a class gets --reports DIR and --roster FILE"
+        )
 
-    def terminate(signum, frame):   # `kill`: stop as Ctrl-C does, keeping what is graded
+    def terminate(signum, frame):  # `kill`: stop as Ctrl-C does, keeping what is graded
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)
@@ -128,17 +153,30 @@ def _grade_class(args) -> int:
             extra["reference"] = None
         elif args.reference:
             extra["reference"] = Path(args.reference)
-        result = grade_class(args.submissions, gradebook=args.gradebook, reports=args.reports, roster=args.roster,
-                             state=args.state, jobs=args.jobs, secret=_secret(args), progress=not args.no_progress,
-                             force=args.force, **_grade_options(args), **extra)
-    except KeyboardInterrupt:   # before the first submission was started: nothing to keep
+        result = grade_class(
+            args.submissions,
+            gradebook=args.gradebook,
+            reports=args.reports,
+            roster=args.roster,
+            state=args.state,
+            jobs=args.jobs,
+            secret=_secret(args),
+            progress=not args.no_progress,
+            force=args.force,
+            **_grade_options(args),
+            **extra,
+        )
+    except KeyboardInterrupt:  # before the first submission was started: nothing to keep
         print("interrupted before grading started", file=sys.stderr)
         return 130
     except Interrupted as exc:
         result = exc.result
-        print(f"interrupted: {result.graded_now} graded in this run, {result.counts.get('pending', 0)} not yet; "
-              f"the gradebook {clean_text(args.gradebook, 200)} holds what is done. Run the same command again "
-              "to resume.", file=sys.stderr)
+        print(
+            f"interrupted: {result.graded_now} graded in this run, {result.counts.get('pending', 0)} not yet; "
+            f"the gradebook {clean_text(args.gradebook, 200)} holds what is done. Run the same command again "
+            "to resume.",
+            file=sys.stderr,
+        )
         return 130
     except (RosterError, GradingError, ValueError, TypeError) as exc:
         return _error(str(exc))
@@ -147,17 +185,23 @@ def _grade_class(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{status}: {n}" for status, n in sorted(result.counts.items()))
-    print(f"{len(result.rows)} rows ({counts}); {result.graded_now} graded now, {result.reused} unchanged since "
-          "the last run")
+    print(
+        f"{len(result.rows)} rows ({counts}); {result.graded_now} graded now, {result.reused} unchanged since "
+        "the last run"
+    )
     for r in result.rows:
         if r["status"] not in ("graded",):
             who = clean_text(r["student"] or "?", 60, ascii_only=True)
             where = clean_text(r["file"] or "-", 80, ascii_only=True)
-            print(f"  {r['status']:<9} {who} ({where}): {clean_text(r['message'], 300, ascii_only=True)}")
+            print(
+                f"  {r['status']:<9} {who} ({where}): {clean_text(r['message'], 300, ascii_only=True)}"
+            )
     for note in result.notes:
         print(f"  note: {note}")
-    print(f"gradebook: {clean_text(str(result.gradebook), 200)}"
-          + (f"; reports: {clean_text(args.reports, 200)}/<id>.json and .md" if args.reports else ""))
+    print(
+        f"gradebook: {clean_text(str(result.gradebook), 200)}"
+        + (f"; reports: {clean_text(args.reports, 200)}/<id>.json and .md" if args.reports else "")
+    )
     return 0
 
 
@@ -184,7 +228,11 @@ def _cmd_list(args) -> int:
             if ex is None:
                 how, status = "no hidden tests", 1
             else:
-                how = f"{ex.max_score:g} points in {len(ex.tests)} tests" if ex.tests else "by hand only"
+                how = (
+                    f"{ex.max_score:g} points in {len(ex.tests)} tests"
+                    if ex.tests
+                    else "by hand only"
+                )
                 if ex.manual and ex.tests:
                     how += " + by hand"
                 if ex.draw is not None:
@@ -200,15 +248,24 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_gradescope(args) -> int:
-    from .gradescope import write_bundle
     from .grader import GradingError
+    from .gradescope import write_bundle
 
     try:
-        out = write_bundle(args.chapter, Path(args.out), tests_dir=Path(args.tests_dir) if args.tests_dir else None,
-                           secret=_secret(args), student_field=args.student_field,
-                           options={"timeout": args.timeout, "cell_timeout": args.cell_timeout,
-                                    "notebook_timeout": args.notebook_timeout},
-                           if_no_sandbox=args.if_no_sandbox, visibility=args.visibility)
+        out = write_bundle(
+            args.chapter,
+            Path(args.out),
+            tests_dir=Path(args.tests_dir) if args.tests_dir else None,
+            secret=_secret(args),
+            student_field=args.student_field,
+            options={
+                "timeout": args.timeout,
+                "cell_timeout": args.cell_timeout,
+                "notebook_timeout": args.notebook_timeout,
+            },
+            if_no_sandbox=args.if_no_sandbox,
+            visibility=args.visibility,
+        )
     except (GradingError, ValueError, TypeError, OSError) as exc:
         return _error(str(exc))
     print(f"wrote {out}: upload it as the autograder of a Gradescope programming assignment")
@@ -232,83 +289,164 @@ def _cmd_check_sandbox(args) -> int:
 
 
 def _add_limits(p) -> None:
-    p.add_argument("--timeout", type=float, default=20.0,
-                   help="time limit in seconds per exercise, for all its tests (default: 20)")
-    p.add_argument("--cell-timeout", type=float, default=120.0,
-                   help="time limit in seconds per code cell while running the notebook (default: 120)")
-    p.add_argument("--notebook-timeout", type=float, default=900.0,
-                   help="time limit in seconds for the whole submission: all cells, restarts after a crash "
-                   "and tests (default: 900)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="time limit in seconds per exercise, for all its tests (default: 20)",
+    )
+    p.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=120.0,
+        help="time limit in seconds per code cell while running the notebook (default: 120)",
+    )
+    p.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=900.0,
+        help="time limit in seconds for the whole submission: all cells, restarts after a crash "
+        "and tests (default: 900)",
+    )
 
 
 def _add_secret(p) -> None:
-    p.add_argument("--secret-file", help="file holding the course secret that seeds the per-student numbers "
-                   "(default: the COURSEWORK_SECRET environment variable)")
-    p.add_argument("--secret", help="the course secret itself (visible to other users in `ps`: prefer "
-                   "--secret-file or COURSEWORK_SECRET)")
+    p.add_argument(
+        "--secret-file",
+        help="file holding the course secret that seeds the per-student numbers "
+        "(default: the COURSEWORK_SECRET environment variable)",
+    )
+    p.add_argument(
+        "--secret",
+        help="the course secret itself (visible to other users in `ps`: prefer "
+        "--secret-file or COURSEWORK_SECRET)",
+    )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m coursework",
-                                     description="Student versions and automatic grading of the chapters' exercises.")
+    parser = argparse.ArgumentParser(
+        prog="python -m coursework",
+        description="Student versions and automatic grading of the chapters' exercises.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("student", help="write the student version of chapter notebooks")
     p.add_argument("notebooks", nargs="*", help="chapter notebooks (default: every book/*.ipynb)")
     p.add_argument("--out", default="student", help="output folder (default: student)")
-    p.add_argument("--roster", help="roster CSV with an `id` column: one folder <out>/<id>/ per student, with "
-                   "their own numbers (needs the course secret)")
-    p.add_argument("--tests-dir", help="folder of hidden tests, which declare the variants (default: coursework/tests)")
+    p.add_argument(
+        "--roster",
+        help="roster CSV with an `id` column: one folder <out>/<id>/ per student, with "
+        "their own numbers (needs the course secret)",
+    )
+    p.add_argument(
+        "--tests-dir",
+        help="folder of hidden tests, which declare the variants (default: coursework/tests)",
+    )
     _add_secret(p)
     p.set_defaults(func=_cmd_student)
 
-    p = sub.add_parser("grade", help="grade a submitted notebook, or a whole class into a gradebook")
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
-                   help="a notebook (.ipynb), or folders and notebooks of a whole class")
+    p = sub.add_parser(
+        "grade", help="grade a submitted notebook, or a whole class into a gradebook"
+    )
+    p.add_argument(
+        "submissions",
+        nargs="+",
+        metavar="SUBMISSION",
+        help="a notebook (.ipynb), or folders and notebooks of a whole class",
+    )
     p.add_argument("--json", help="(one notebook) also write the report as JSON to this file")
-    p.add_argument("--student", help="(one notebook) the student's id, for their own numbers of variant exercises")
+    p.add_argument(
+        "--student",
+        help="(one notebook) the student's id, for their own numbers of variant exercises",
+    )
     p.add_argument("--gradebook", help="(a class) the gradebook CSV to write: one row per student")
-    p.add_argument("--reports", help="(a class) folder for each student's <id>.json and <id>.md feedback")
-    p.add_argument("--roster", help="(a class) roster CSV: columns `id` and `file` (the submission's file name)")
-    p.add_argument("--jobs", type=int, default=2, help="(a class) submissions graded at once (default: 2; each "
-                   "needs up to ~1.1 GiB of memory and a core)")
+    p.add_argument(
+        "--reports", help="(a class) folder for each student's <id>.json and <id>.md feedback"
+    )
+    p.add_argument(
+        "--roster",
+        help="(a class) roster CSV: columns `id` and `file` (the submission's file name)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="(a class) submissions graded at once (default: 2; each "
+        "needs up to ~1.1 GiB of memory and a core)",
+    )
     p.add_argument("--state", help="(a class) folder of kept results (default: <gradebook>.state)")
-    p.add_argument("--force", action="store_true", help="(a class) grade again even what is unchanged")
+    p.add_argument(
+        "--force", action="store_true", help="(a class) grade again even what is unchanged"
+    )
     p.add_argument("--no-progress", action="store_true", help="(a class) no progress bar")
-    p.add_argument("--reference", help="(a class) folder of the chapters as the book has them (default: book/): "
-                   "the cells before a chapter's first exercise run once from there, and submissions that have "
-                   "them unchanged start from their state")
-    p.add_argument("--no-shared-cells", action="store_true", help="(a class) run every cell of every submission")
+    p.add_argument(
+        "--reference",
+        help="(a class) folder of the chapters as the book has them (default: book/): "
+        "the cells before a chapter's first exercise run once from there, and submissions that have "
+        "them unchanged start from their state",
+    )
+    p.add_argument(
+        "--no-shared-cells",
+        action="store_true",
+        help="(a class) run every cell of every submission",
+    )
     _add_limits(p)
-    p.add_argument("--chapter", help="the chapter (default: from the notebook's metadata or exercise labels)")
-    p.add_argument("--tests-dir", help="folder of hidden tests (default: coursework/tests; keep your own "
-                   "private copy outside the repository if students can read it)")
+    p.add_argument(
+        "--chapter", help="the chapter (default: from the notebook's metadata or exercise labels)"
+    )
+    p.add_argument(
+        "--tests-dir",
+        help="folder of hidden tests (default: coursework/tests; keep your own "
+        "private copy outside the repository if students can read it)",
+    )
     _add_secret(p)
-    p.add_argument("--no-sandbox", action="store_true",
-                   help="run the submission without the bubblewrap sandbox: only for code you trust "
-                   "(without it the grader refuses to run where no sandbox can be made)")
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run the submission without the bubblewrap sandbox: only for code you trust "
+        "(without it the grader refuses to run where no sandbox can be made)",
+    )
     p.set_defaults(func=_cmd_grade)
 
-    p = sub.add_parser("gradescope", help="write a Gradescope autograder bundle (autograder.zip) for a chapter")
-    p.add_argument("chapter", help="the chapter, e.g. dropout (its hidden tests file <tests-dir>/<chapter>.py)")
-    p.add_argument("--out", default="autograder.zip", help="the zip file to write (default: autograder.zip)")
+    p = sub.add_parser(
+        "gradescope", help="write a Gradescope autograder bundle (autograder.zip) for a chapter"
+    )
+    p.add_argument(
+        "chapter", help="the chapter, e.g. dropout (its hidden tests file <tests-dir>/<chapter>.py)"
+    )
+    p.add_argument(
+        "--out", default="autograder.zip", help="the zip file to write (default: autograder.zip)"
+    )
     p.add_argument("--tests-dir", help="folder of hidden tests (default: coursework/tests)")
-    p.add_argument("--student-field", default="email", choices=["email", "sid", "id", "name"],
-                   help="which field of Gradescope's submission_metadata.json users[0] is the student's id for "
-                   "per-student numbers: the id your roster used (default: email)")
-    p.add_argument("--if-no-sandbox", default="refuse", choices=["refuse", "unsandboxed"],
-                   help="what run_autograder does where bubblewrap cannot make a sandbox: refuse (score 0 and "
-                   "a message; the default) or grade without one (only for trusted submissions)")
-    p.add_argument("--visibility", default="visible",
-                   choices=["visible", "after_due_date", "after_published", "hidden"],
-                   help="when students see the per-exercise results on Gradescope (default: visible)")
+    p.add_argument(
+        "--student-field",
+        default="email",
+        choices=["email", "sid", "id", "name"],
+        help="which field of Gradescope's submission_metadata.json users[0] is the student's id for "
+        "per-student numbers: the id your roster used (default: email)",
+    )
+    p.add_argument(
+        "--if-no-sandbox",
+        default="refuse",
+        choices=["refuse", "unsandboxed"],
+        help="what run_autograder does where bubblewrap cannot make a sandbox: refuse (score 0 and "
+        "a message; the default) or grade without one (only for trusted submissions)",
+    )
+    p.add_argument(
+        "--visibility",
+        default="visible",
+        choices=["visible", "after_due_date", "after_published", "hidden"],
+        help="when students see the per-exercise results on Gradescope (default: visible)",
+    )
     _add_limits(p)
     _add_secret(p)
     # under Gradescope's own limit for run_autograder (10 minutes unless the assignment sets more),
     # so that results.json is written before Gradescope stops the container
     p.set_defaults(func=_cmd_gradescope, notebook_timeout=480.0)
 
-    p = sub.add_parser("gradescope-run", help=argparse.SUPPRESS)   # what the bundle's run_autograder calls
+    p = sub.add_parser(
+        "gradescope-run", help=argparse.SUPPRESS
+    )  # what the bundle's run_autograder calls
     p.add_argument("--root", default="/autograder")
     p.add_argument("--source")
     p.set_defaults(func=_cmd_gradescope_run)

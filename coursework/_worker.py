@@ -98,7 +98,11 @@ def encode(value, _depth: int = 0, _count: _Count | None = None):
         if abs(value) < 2**62:
             return value
         if value.bit_length() > 1300:
-            return {"__t": "other", "type": "int", "repr": f"an integer of {value.bit_length()} bits"}
+            return {
+                "__t": "other",
+                "type": "int",
+                "repr": f"an integer of {value.bit_length()} bits",
+            }
         return {"__t": "bigint", "value": str(value)}
     if isinstance(value, float):
         value = float(value)
@@ -113,24 +117,43 @@ def encode(value, _depth: int = 0, _count: _Count | None = None):
             return {"__t": "other", "type": f"unsupported tensor {tuple(value.shape)}", "repr": ""}
         count.left -= value.numel()
         flat = value.detach().cpu().reshape(-1)
-        data = [encode(v) if isinstance(v, float) and not math.isfinite(v) else v for v in flat.tolist()]
-        return {"__t": "tensor", "dtype": str(value.dtype), "shape": list(value.shape), "data": data}
+        data = [
+            encode(v) if isinstance(v, float) and not math.isfinite(v) else v for v in flat.tolist()
+        ]
+        return {
+            "__t": "tensor",
+            "dtype": str(value.dtype),
+            "shape": list(value.shape),
+            "data": data,
+        }
     if mod.startswith("numpy"):
         if type(value).__name__ == "ndarray":
             if value.dtype.kind not in "biuf" or value.size > count.left:
                 return {"__t": "other", "type": f"unsupported array {value.shape}", "repr": ""}
             count.left -= value.size
-            data = [encode(v) if isinstance(v, float) and not math.isfinite(v) else v
-                    for v in value.reshape(-1).tolist()]
-            return {"__t": "ndarray", "dtype": str(value.dtype), "shape": list(value.shape), "data": data}
+            data = [
+                encode(v) if isinstance(v, float) and not math.isfinite(v) else v
+                for v in value.reshape(-1).tolist()
+            ]
+            return {
+                "__t": "ndarray",
+                "dtype": str(value.dtype),
+                "shape": list(value.shape),
+                "data": data,
+            }
         if hasattr(value, "item"):
             return encode(value.item(), _depth + 1, count)
     if isinstance(value, (list, tuple)):
         items = [encode(v, _depth + 1, count) for v in value]
         return items if isinstance(value, list) else {"__t": "tuple", "items": items}
     if isinstance(value, dict):
-        return {"__t": "dict", "items": [[encode(k, _depth + 1, count), encode(v, _depth + 1, count)]
-                                         for k, v in value.items()]}
+        return {
+            "__t": "dict",
+            "items": [
+                [encode(k, _depth + 1, count), encode(v, _depth + 1, count)]
+                for k, v in value.items()
+            ],
+        }
     return {"__t": "other", "type": type(value).__name__, "repr": _short_repr(value)}
 
 
@@ -171,13 +194,19 @@ def decode(data):
     if kind == "ndarray":
         import numpy as np
 
-        return np.array([decode(v) for v in data["data"]], dtype=np.dtype(data["dtype"])).reshape(data["shape"])
+        return np.array([decode(v) for v in data["data"]], dtype=np.dtype(data["dtype"])).reshape(
+            data["shape"]
+        )
     return None
 
 
 # --- Landlock: an unprivileged, self-imposed file system and network sandbox ---
 
-_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # same number on every architecture
+_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = (
+    444,
+    445,
+    446,
+)  # same number on every architecture
 _PR_SET_NO_NEW_PRIVS = 38
 _RULE_PATH_BENEATH = 1
 _FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
@@ -188,8 +217,11 @@ _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -222,7 +254,9 @@ def landlock_restrict(read_paths, write_paths) -> int:
         return 0
     libc = ctypes.CDLL(None, use_errno=True)
     fs_all = _FS_RIGHTS_BY_ABI.get(abi, (1 << 16) - 1)
-    file_rights = fs_all & (_FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV)
+    file_rights = fs_all & (
+        _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+    )
     read_rights = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
     attr = _RulesetAttr(fs_all, 0, 0)
     size = 8
@@ -230,7 +264,9 @@ def landlock_restrict(read_paths, write_paths) -> int:
         attr.handled_access_net, size = _NET_BIND_TCP | _NET_CONNECT_TCP, 16
     if abi >= 6:
         attr.scoped, size = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL, 24
-    ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    ruleset = libc.syscall(
+        _SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)
+    )
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
@@ -243,8 +279,16 @@ def landlock_restrict(read_paths, write_paths) -> int:
             try:
                 is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
                 beneath = _PathBeneathAttr(rights if is_dir else rights & file_rights, fd)
-                if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
-                                ctypes.byref(beneath), ctypes.c_uint32(0)) < 0:
+                if (
+                    libc.syscall(
+                        _SYS_ADD_RULE,
+                        ctypes.c_int(ruleset),
+                        ctypes.c_int(_RULE_PATH_BENEATH),
+                        ctypes.byref(beneath),
+                        ctypes.c_uint32(0),
+                    )
+                    < 0
+                ):
                     raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
             finally:
                 os.close(fd)
@@ -264,10 +308,14 @@ def apply_limits(limits: dict, processes: bool) -> None:
     """Set hard resource limits (they can only be lowered afterwards) before any student code runs."""
     import resource
 
-    table = [(resource.RLIMIT_AS, limits.get("memory")), (resource.RLIMIT_FSIZE, limits.get("file_size")),
-             (resource.RLIMIT_NOFILE, limits.get("open_files")), (resource.RLIMIT_CPU, limits.get("cpu")),
-             (resource.RLIMIT_CORE, 0)]
-    if processes:   # counted per user namespace: only meaningful inside the sandbox
+    table = [
+        (resource.RLIMIT_AS, limits.get("memory")),
+        (resource.RLIMIT_FSIZE, limits.get("file_size")),
+        (resource.RLIMIT_NOFILE, limits.get("open_files")),
+        (resource.RLIMIT_CPU, limits.get("cpu")),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    if processes:  # counted per user namespace: only meaningful inside the sandbox
         table.append((resource.RLIMIT_NPROC, limits.get("processes")))
     for which, value in table:
         if value is not None:
@@ -277,7 +325,9 @@ def apply_limits(limits: dict, processes: bool) -> None:
                 value = min(value, hard)
             resource.setrlimit(which, (value, value))
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:   # under memory pressure, the student's processes go first
+        with open(
+            "/proc/self/oom_score_adj", "w"
+        ) as f:  # under memory pressure, the student's processes go first
             f.write("1000")
     except OSError:
         pass
@@ -336,7 +386,7 @@ class Worker:
     def send(self, message: dict) -> None:
         data = (json.dumps(message) + "\n").encode()
         while data:
-            data = data[os.write(self.reply_fd, data):]
+            data = data[os.write(self.reply_fd, data) :]
 
     # --- setup
     def setup(self) -> str:
@@ -409,8 +459,29 @@ class Worker:
         self.send({"id": rid, "ok": error is None, "error": error})
 
     # --- the shared cells of a chapter, run once (see coursework.grader.make_prefix)
-    _SKIP = {"In", "Out", "exit", "quit", "get_ipython", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh",
-             "_dh", "__builtins__", "__builtin__", "__name__", "__doc__", "__package__", "__loader__", "__spec__"}
+    _SKIP = {
+        "In",
+        "Out",
+        "exit",
+        "quit",
+        "get_ipython",
+        "_",
+        "__",
+        "___",
+        "_i",
+        "_ii",
+        "_iii",
+        "_ih",
+        "_oh",
+        "_dh",
+        "__builtins__",
+        "__builtin__",
+        "__name__",
+        "__doc__",
+        "__package__",
+        "__loader__",
+        "__spec__",
+    }
 
     def _state(self) -> dict:
         """The namespace and the global state the cells left: random states, threads, rcParams, ...
@@ -421,7 +492,11 @@ class Worker:
 
         ns, modules = {}, {}
         for key, value in self.shell.user_ns.items():
-            if key in self._SKIP or key in self.shell.user_ns_hidden or (key[:1] == "_" and key.lstrip("_i").isdigit()):
+            if (
+                key in self._SKIP
+                or key in self.shell.user_ns_hidden
+                or (key[:1] == "_" and key.lstrip("_i").isdigit())
+            ):
                 continue
             if isinstance(value, types.ModuleType):
                 modules[key] = value.__name__
@@ -430,9 +505,12 @@ class Worker:
         state = {"python_rng": random.getstate(), "path": list(sys.path)}
         torch = sys.modules.get("torch")
         if torch is not None:
-            state["torch"] = {"rng": torch.get_rng_state(), "threads": torch.get_num_threads(),
-                              "deterministic": torch.are_deterministic_algorithms_enabled(),
-                              "dtype": torch.get_default_dtype()}
+            state["torch"] = {
+                "rng": torch.get_rng_state(),
+                "threads": torch.get_num_threads(),
+                "deterministic": torch.are_deterministic_algorithms_enabled(),
+                "dtype": torch.get_default_dtype(),
+            }
         if "numpy" in sys.modules:
             state["numpy_rng"] = sys.modules["numpy"].random.get_state()
         if "matplotlib" in sys.modules:
@@ -452,7 +530,7 @@ class Worker:
             os.lseek(fd, 0, os.SEEK_SET)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             self.send({"id": rid, "ok": True, "size": len(data)})
         except BaseException as exc:
             self.send({"id": rid, "ok": False, "error": _error_text(exc)})
@@ -485,9 +563,14 @@ class Worker:
                 ns[key] = importlib.import_module(module)
             self.shell.init_create_namespaces(user_ns=ns)
             self.shell.init_user_ns()
-            for value in saved["ns"].values():   # what `describe` counts as written in a cell, as after a run
-                functions = [value] if isinstance(value, types.FunctionType) else (
-                    list(vars(value).values()) if isinstance(value, type) else [])
+            for value in saved[
+                "ns"
+            ].values():  # what `describe` counts as written in a cell, as after a run
+                functions = (
+                    [value]
+                    if isinstance(value, types.FunctionType)
+                    else (list(vars(value).values()) if isinstance(value, type) else [])
+                )
                 for f in functions:
                     if isinstance(f, types.FunctionType) and f.__module__ == "__main__":
                         self.cell_files.add(f.__code__.co_filename)
@@ -518,7 +601,7 @@ class Worker:
         if not self.config.get("pidns") or os.getppid() != 1:
             return
         try:
-            os.kill(-1, signal.SIGKILL)   # every process of the namespace but this one and its init
+            os.kill(-1, signal.SIGKILL)  # every process of the namespace but this one and its init
         except OSError:
             pass
         while True:
@@ -539,7 +622,9 @@ class Worker:
         try:
             pid = os.fork()
         except OSError as exc:
-            self.send({"id": rid, "ok": False, "error": f"cannot start the test: {_error_text(exc)}"})
+            self.send(
+                {"id": rid, "ok": False, "error": f"cannot start the test: {_error_text(exc)}"}
+            )
             return
         if pid == 0:
             try:
@@ -556,20 +641,24 @@ class Worker:
                     if pidfd in ready and self.control.fd not in ready:
                         break
                 line = self.control.readline()
-                if line is None:     # the grader is gone
+                if line is None:  # the grader is gone
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                     os._exit(0)
                 try:
                     message = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(message, dict) and message.get("id") == rid and message.get("op") == "end":
+                if (
+                    isinstance(message, dict)
+                    and message.get("id") == rid
+                    and message.get("op") == "end"
+                ):
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                     break
             _, status = os.waitpid(pid, 0)
         finally:
             os.close(pidfd)
-        os.write(self.reply_fd, b"\n")   # ends a line the child may have left half-written
+        os.write(self.reply_fd, b"\n")  # ends a line the child may have left half-written
         self.send({"id": rid, "ended": status})
 
     def serve_child(self) -> None:
@@ -587,17 +676,31 @@ class Worker:
             name = request.get("name")
             try:
                 if name not in ns:
-                    self.send({"id": rid, "ok": False, "missing": True,
-                               "error": f"NameError: name {name!r} is not defined"})
+                    self.send(
+                        {
+                            "id": rid,
+                            "ok": False,
+                            "missing": True,
+                            "error": f"NameError: name {name!r} is not defined",
+                        }
+                    )
                     continue
                 obj = ns[name]
                 if op == "value":
-                    for key in request.get("path", []):   # e.g. clean.extra["best_epoch"]
-                        obj = obj[key] if isinstance(obj, (dict, list, tuple)) else getattr(obj, key)
+                    for key in request.get("path", []):  # e.g. clean.extra["best_epoch"]
+                        obj = (
+                            obj[key] if isinstance(obj, (dict, list, tuple)) else getattr(obj, key)
+                        )
                     self.send({"id": rid, "ok": True, "value": encode(obj)})
                 elif op == "call":
                     if not callable(obj):
-                        self.send({"id": rid, "ok": False, "error": f"TypeError: {name!r} is not a function"})
+                        self.send(
+                            {
+                                "id": rid,
+                                "ok": False,
+                                "error": f"TypeError: {name!r} is not a function",
+                            }
+                        )
                         continue
                     args = [decode(a) for a in request.get("args", [])]
                     kwargs = {k: decode(v) for k, v in request.get("kwargs", {}).items()}
@@ -638,7 +741,11 @@ class Worker:
             if id(f) in seen:
                 continue
             seen.add(id(f))
-            while f is not None and not isinstance(f, types.FunctionType) and hasattr(f, "__wrapped__"):
+            while (
+                f is not None
+                and not isinstance(f, types.FunctionType)
+                and hasattr(f, "__wrapped__")
+            ):
                 f = f.__wrapped__
             if not isinstance(f, types.FunctionType):
                 continue
@@ -649,13 +756,22 @@ class Worker:
                 names.update(code.co_freevars)
                 codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
             cells = [c.cell_contents for c in (f.__closure__ or ()) if _has_contents(c)]
-            referenced = [f.__globals__.get(n) for n in f.__code__.co_names if n in f.__globals__] + cells
+            referenced = [
+                f.__globals__.get(n) for n in f.__code__.co_names if n in f.__globals__
+            ] + cells
             for value in referenced:
                 for attr in ("__name__", "__qualname__"):
-                    label = getattr(value, attr, None) if not isinstance(value, (str, bytes, int, float)) else None
+                    label = (
+                        getattr(value, attr, None)
+                        if not isinstance(value, (str, bytes, int, float))
+                        else None
+                    )
                     if isinstance(label, str):
                         names.add(label.rsplit(".", 1)[-1])
-                if isinstance(value, types.FunctionType) and value.__code__.co_filename in self.cell_files:
+                if (
+                    isinstance(value, types.FunctionType)
+                    and value.__code__.co_filename in self.cell_files
+                ):
                     todo.append(value)
                 elif hasattr(value, "__wrapped__"):
                     todo.append(value)
@@ -664,7 +780,7 @@ class Worker:
 
 def _has_contents(cell) -> bool:
     try:
-        cell.cell_contents
+        cell.cell_contents  # noqa: B018 (reading an empty closure cell raises ValueError)
     except ValueError:
         return False
     return True
@@ -681,7 +797,7 @@ def watch_grader(fd: int) -> None:
 
     def watch():
         poller = select.poll()
-        poller.register(fd, 0)   # only POLLHUP, POLLERR and POLLNVAL are reported
+        poller.register(fd, 0)  # only POLLHUP, POLLERR and POLLNVAL are reported
         while True:
             for _, event in poller.poll():
                 if event & select.POLLNVAL:
@@ -695,8 +811,10 @@ def watch_grader(fd: int) -> None:
 def main(config: dict) -> None:
     fds = config["fds"]
     apply_limits(config.get("limits", {}), processes=bool(config.get("pidns")))
-    close_other_fds({0, 1, 2, fds["req"], fds["rep"], fds["ctl"]} | (
-        {config["snapshot_fd"]} if isinstance(config.get("snapshot_fd"), int) else set()))
+    close_other_fds(
+        {0, 1, 2, fds["req"], fds["rep"], fds["ctl"]}
+        | ({config["snapshot_fd"]} if isinstance(config.get("snapshot_fd"), int) else set())
+    )
     watch_grader(fds["req"])
     worker = Worker(config)
     layer = worker.setup()

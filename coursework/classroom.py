@@ -45,8 +45,16 @@ from . import grader
 from .protocol import clean_text
 from .variants import fingerprint, safe_name
 
-__all__ = ["ClassResult", "Entry", "Interrupted", "RosterError", "STATUSES", "find_submissions", "grade_class",
-           "read_roster"]
+__all__ = [
+    "ClassResult",
+    "Entry",
+    "Interrupted",
+    "RosterError",
+    "STATUSES",
+    "find_submissions",
+    "grade_class",
+    "read_roster",
+]
 
 #: a row's status: graded (every cell and test ran), timed out (a cell, an exercise or the whole
 #: notebook hit its time limit), crashed (a cell or a test ended the worker process), malformed
@@ -57,7 +65,7 @@ __all__ = ["ClassResult", "Entry", "Interrupted", "RosterError", "STATUSES", "fi
 STATUSES = ("graded", "timed out", "crashed", "malformed", "refused", "missing", "error", "pending")
 _KEPT = {"graded", "timed out", "crashed", "malformed", "refused"}
 _CACHE_FORMAT = "coursework-class-cache-1"
-REFERENCE = Path(__file__).resolve().parents[1] / "book"   # the chapters as the book has them
+REFERENCE = Path(__file__).resolve().parents[1] / "book"  # the chapters as the book has them
 
 
 class RosterError(ValueError):
@@ -68,7 +76,9 @@ class Interrupted(Exception):
     """The run was interrupted (Ctrl-C or SIGTERM); everything graded so far is saved."""
 
     def __init__(self, result: ClassResult):
-        super().__init__(f"interrupted: {result.counts.get('pending', 0)} submissions not graded yet")
+        super().__init__(
+            f"interrupted: {result.counts.get('pending', 0)} submissions not graded yet"
+        )
         self.result = result
 
 
@@ -104,10 +114,10 @@ def write_atomic(path: Path, text: str, durable: bool = True) -> None:
 class Entry:
     """One row of the gradebook: a student's submission, or a problem with one."""
 
-    student: str | None        # None: a file the roster does not know
-    path: Path | None          # None: a roster student without a submission
-    shown: str                 # the file as the gradebook shows it
-    problem: tuple[str, str] | None = None   # (status, message) when it is not graded
+    student: str | None  # None: a file the roster does not know
+    path: Path | None  # None: a roster student without a submission
+    shown: str  # the file as the gradebook shows it
+    problem: tuple[str, str] | None = None  # (status, message) when it is not graded
 
 
 def read_roster(path) -> list[dict]:
@@ -126,10 +136,16 @@ def read_roster(path) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
     if "id" not in columns:
-        raise RosterError(f"the roster {path} has no 'id' column (its columns: {', '.join(columns) or 'none'})")
+        raise RosterError(
+            f"the roster {path} has no 'id' column (its columns: {', '.join(columns) or 'none'})"
+        )
     rows, files = [], {}
     for n, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
+        row = {
+            (k or "").strip().lower(): (v or "").strip()
+            for k, v in raw.items()
+            if isinstance(v, str)
+        }
         if not any(row.values()):
             continue
         if not row.get("id"):
@@ -137,7 +153,9 @@ def read_roster(path) -> list[dict]:
         file = row.get("file", "")
         if file:
             if file in files:
-                raise RosterError(f"{path}, line {n}: the file {file!r} is listed twice (lines {files[file]} and {n})")
+                raise RosterError(
+                    f"{path}, line {n}: the file {file!r} is listed twice (lines {files[file]} and {n})"
+                )
             files[file] = n
         rows.append({"id": row["id"], "file": file})
     return rows
@@ -163,7 +181,9 @@ def _listing(folder: Path) -> list[tuple[Path, str, str]]:
             if name.startswith(".") or not name.endswith(".ipynb"):
                 continue
             rel = rel_top / name
-            found.append((Path(top) / name, str(rel), rel.parts[0] if len(rel.parts) > 1 else rel.stem))
+            found.append(
+                (Path(top) / name, str(rel), rel.parts[0] if len(rel.parts) > 1 else rel.stem)
+            )
     return found
 
 
@@ -188,7 +208,9 @@ def find_submissions(paths, roster: list[dict] | None = None) -> list[Entry]:
     entries, seen = [], {}
     for path, shown, name in listed:
         if roster is not None:
-            student = by_file.get(shown) or by_file.get(path.name) or (name if name in ids else None)
+            student = (
+                by_file.get(shown) or by_file.get(path.name) or (name if name in ids else None)
+            )
             if student is None:
                 entries.append(Entry(None, path, shown, ("refused", "not in the roster")))
                 continue
@@ -200,7 +222,10 @@ def find_submissions(paths, roster: list[dict] | None = None) -> list[Entry]:
         if len(where) > 1:
             files = ", ".join(entries[k].shown for k in where)
             for k in where:
-                entries[k].problem = ("refused", f"duplicate: {len(where)} submissions for this student ({files})")
+                entries[k].problem = (
+                    "refused",
+                    f"duplicate: {len(where)} submissions for this student ({files})",
+                )
     for student in sorted(ids - set(seen)):
         entries.append(Entry(student, None, "", ("missing", "no submission")))
     return sorted(entries, key=lambda e: (e.student is None, e.student or "", e.shown))
@@ -240,7 +265,9 @@ def tests_digest(tests_dir: Path) -> str:
             if name.startswith("."):
                 continue
             path = Path(top) / name
-            digest.update(str(path.relative_to(tests_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+            digest.update(
+                str(path.relative_to(tests_dir)).encode() + b"\0" + path.read_bytes() + b"\0"
+            )
     return digest.hexdigest()
 
 
@@ -257,11 +284,17 @@ def _package_version() -> str:
 
 
 def _row(entry: Entry, status: str, message: str = "", report: dict | None = None) -> dict:
-    return {"student": entry.student, "file": entry.shown, "status": status, "message": message,
-            "chapter": report["chapter"] if report else None,
-            "score": report["score"] if report else None, "max_score": report["max_score"] if report else None,
-            "exercises": {e["label"]: e["score"] for e in report["exercises"]} if report else {},
-            "report": report}
+    return {
+        "student": entry.student,
+        "file": entry.shown,
+        "status": status,
+        "message": message,
+        "chapter": report["chapter"] if report else None,
+        "score": report["score"] if report else None,
+        "max_score": report["max_score"] if report else None,
+        "exercises": {e["label"]: e["score"] for e in report["exercises"]} if report else {},
+        "report": report,
+    }
 
 
 def _message(report: dict) -> str:
@@ -276,7 +309,11 @@ def _message(report: dict) -> str:
     timed = [e["label"] for e in report["exercises"] if e["status"] == "timeout"]
     if timed:
         parts.append("exercises out of time: " + ", ".join(timed))
-    crashed = [e["label"] for e in report["exercises"] if any(t["outcome"] == "crashed" for t in e["tests"])]
+    crashed = [
+        e["label"]
+        for e in report["exercises"]
+        if any(t["outcome"] == "crashed" for t in e["tests"])
+    ]
     if crashed:
         parts.append("tests that ended the process: " + ", ".join(crashed))
     if report.get("review"):
@@ -313,17 +350,39 @@ def gradebook_text(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     """The gradebook CSV: a header, then one line per row (``columns`` = [(chapter, label)])."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", "file", "chapter", *[label for _, label in columns], "total", "max_total", "status",
-                     "message"])
+    writer.writerow(
+        [
+            "student",
+            "file",
+            "chapter",
+            *[label for _, label in columns],
+            "total",
+            "max_total",
+            "status",
+            "message",
+        ]
+    )
 
     def pts(x):
         return "" if x is None else f"{x:g}"
 
     for r in rows:
-        scores = [pts(r["exercises"].get(label)) if r["chapter"] == chapter else "" for chapter, label in columns]
-        writer.writerow([_spreadsheet_safe(r["student"] or ""), _spreadsheet_safe(r["file"]), r["chapter"] or "",
-                         *scores, pts(r["score"]), pts(r["max_score"]), r["status"],
-                         _spreadsheet_safe(r["message"])])
+        scores = [
+            pts(r["exercises"].get(label)) if r["chapter"] == chapter else ""
+            for chapter, label in columns
+        ]
+        writer.writerow(
+            [
+                _spreadsheet_safe(r["student"] or ""),
+                _spreadsheet_safe(r["file"]),
+                r["chapter"] or "",
+                *scores,
+                pts(r["score"]),
+                pts(r["max_score"]),
+                r["status"],
+                _spreadsheet_safe(r["message"]),
+            ]
+        )
     return out.getvalue()
 
 
@@ -338,17 +397,29 @@ def _fence(text: str) -> str:
 def feedback_markdown(row: dict, title: str | None = None) -> str:
     """A student's feedback as Markdown. Text their code or file name can influence is in fenced blocks."""
     report = row["report"]
-    lines = [f"# Feedback: {title or row['chapter'] or 'submission'}", "", "Student and file:", "",
-             _fence(f"{row['student'] or '?'}: {row['file'] or 'no file'}"), ""]
+    lines = [
+        f"# Feedback: {title or row['chapter'] or 'submission'}",
+        "",
+        "Student and file:",
+        "",
+        _fence(f"{row['student'] or '?'}: {row['file'] or 'no file'}"),
+        "",
+    ]
     if report is None:
         lines += [f"**Not graded ({row['status']}).** The reason:", "", _fence(row["message"]), ""]
         return "\n".join(lines)
-    lines += [f"**Score: {report['score']:g} / {report['max_score']:g}** (automatic; status: {row['status']}).", ""]
+    lines += [
+        f"**Score: {report['score']:g} / {report['max_score']:g}** (automatic; status: {row['status']}).",
+        "",
+    ]
     for note in (report.get("variant") or {}).get("notes", []):
         lines += ["Note on the numbers of your exercises:", "", _fence(note), ""]
     if report["manual"]:
-        lines += ["Parts read by your instructor (not in this score): "
-                  + "; ".join(f"{m['label']}: {m['what']}" for m in report["manual"]), ""]
+        lines += [
+            "Parts read by your instructor (not in this score): "
+            + "; ".join(f"{m['label']}: {m['what']}" for m in report["manual"]),
+            "",
+        ]
     lines += ["| exercise | title | points |", "|---|---|---|"]
     for e in report["exercises"]:
         lines.append(f"| {e['label']} | {e['title']} | {e['score']:g} / {e['max_score']:g} |")
@@ -361,8 +432,12 @@ def feedback_markdown(row: dict, title: str | None = None) -> str:
         if e.get("variant"):
             lines += ["Your numbers for this exercise:", "", _fence(json.dumps(e["variant"])), ""]
         for t in failed:
-            lines += [f"- {t['name']} ({t['points']:g} point{'' if t['points'] == 1 else 's'}): {t['outcome']}", "",
-                      _fence(t["message"]), ""]
+            lines += [
+                f"- {t['name']} ({t['points']:g} point{'' if t['points'] == 1 else 's'}): {t['outcome']}",
+                "",
+                _fence(t["message"]),
+                "",
+            ]
         if e["note"]:
             lines += ["Note:", "", _fence(e["note"]), ""]
     bad = [c for c in report["cells"] if c["status"] != "ok"]
@@ -375,13 +450,19 @@ def feedback_markdown(row: dict, title: str | None = None) -> str:
 
 def _signature(report: dict) -> list:
     """What must not change when a submission starts from the shared cells: every score, test and cell."""
-    return [[(e["label"], e["score"], [(t["name"], t["passed"], t["outcome"]) for t in e["tests"]])
-             for e in report["exercises"]], [(c["cell"], c["status"]) for c in report["cells"]]]
+    return [
+        [
+            (e["label"], e["score"], [(t["name"], t["passed"], t["outcome"]) for t in e["tests"]])
+            for e in report["exercises"]
+        ],
+        [(c["cell"], c["status"]) for c in report["cells"]],
+    ]
 
 
 def _timed(*reports) -> bool:
-    return any(t["outcome"] == "timeout" for r in reports for e in r["exercises"] for t in e["tests"]) or any(
-        c["status"] in ("timeout", "not run") for r in reports for c in r["cells"])
+    return any(
+        t["outcome"] == "timeout" for r in reports for e in r["exercises"] for t in e["tests"]
+    ) or any(c["status"] in ("timeout", "not run") for r in reports for c in r["cells"])
 
 
 def _flat(signature) -> list:
@@ -390,9 +471,30 @@ def _flat(signature) -> list:
 
 
 class _Run:
-    def __init__(self, entries, *, gradebook, reports, state, jobs, options, chapters, tests_dir, secret,
-                 progress, force, cancel, reference=None, min_shared=3):
-        self.entries, self.gradebook, self.reports, self.state = entries, Path(gradebook), reports, Path(state)
+    def __init__(
+        self,
+        entries,
+        *,
+        gradebook,
+        reports,
+        state,
+        jobs,
+        options,
+        chapters,
+        tests_dir,
+        secret,
+        progress,
+        force,
+        cancel,
+        reference=None,
+        min_shared=3,
+    ):
+        self.entries, self.gradebook, self.reports, self.state = (
+            entries,
+            Path(gradebook),
+            reports,
+            Path(state),
+        )
         self.jobs, self.options, self.chapters, self.tests_dir = jobs, options, chapters, tests_dir
         self.secret, self.progress, self.force = secret, progress, force
         self.cancel = cancel or threading.Event()
@@ -400,8 +502,14 @@ class _Run:
         self.prefixes: dict[str, grader.Prefix] = {}
         self.notes: list[str] = []
         self.rows: dict[int, dict] = {}
-        self.base = {"format": _CACHE_FORMAT, "grader": grader.VERSION, "tests": tests_digest(tests_dir),
-                     "regcourse": _package_version(), "options": options, "secret": fingerprint(secret)}
+        self.base = {
+            "format": _CACHE_FORMAT,
+            "grader": grader.VERSION,
+            "tests": tests_digest(tests_dir),
+            "regcourse": _package_version(),
+            "options": options,
+            "secret": fingerprint(secret),
+        }
 
     def key(self, entry: Entry, digest: str) -> str:
         data = {**self.base, "submission": digest, "file": entry.shown, "student": entry.student}
@@ -415,16 +523,31 @@ class _Run:
             data = json.loads(self._state_path(entry.student).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("row"), dict):
+        if (
+            not isinstance(data, dict)
+            or data.get("key") != key
+            or not isinstance(data.get("row"), dict)
+        ):
             return None
         return data["row"]
 
     def _grade(self, path, student=None, secret=None, prefix=None) -> dict:
         opts = self.options
-        return grader.grade(path, chapter=opts["chapter"], timeout=opts["timeout"], cell_timeout=opts["cell_timeout"],
-                            notebook_timeout=opts["notebook_timeout"], sandbox=opts["sandbox"],
-                            limits=grader.Limits(**opts["limits"]), tests_dir=self.tests_dir, student=student,
-                            secret=secret, cancel=self.cancel, chapters=self.chapters, prefix=prefix)
+        return grader.grade(
+            path,
+            chapter=opts["chapter"],
+            timeout=opts["timeout"],
+            cell_timeout=opts["cell_timeout"],
+            notebook_timeout=opts["notebook_timeout"],
+            sandbox=opts["sandbox"],
+            limits=grader.Limits(**opts["limits"]),
+            tests_dir=self.tests_dir,
+            student=student,
+            secret=secret,
+            cancel=self.cancel,
+            chapters=self.chapters,
+            prefix=prefix,
+        )
 
     def _chapter_of(self, entry: Entry) -> str | None:
         try:
@@ -445,16 +568,24 @@ class _Run:
             name = self._chapter_of(self.entries[i])
             if name is not None:
                 counts[name] = counts.get(name, 0) + 1
-        wanted = [name for name, n in sorted(counts.items()) if n >= self.min_shared
-                  and (self.reference / f"{name}.ipynb").is_file()]
+        wanted = [
+            name
+            for name, n in sorted(counts.items())
+            if n >= self.min_shared and (self.reference / f"{name}.ipynb").is_file()
+        ]
 
         def prepare(name):
             path = self.reference / f"{name}.ipynb"
             opts = self.options
             try:
-                prefix = grader.make_prefix(path, sandbox=opts["sandbox"], limits=grader.Limits(**opts["limits"]),
-                                            cell_timeout=opts["cell_timeout"],
-                                            notebook_timeout=opts["notebook_timeout"], cancel=self.cancel)
+                prefix = grader.make_prefix(
+                    path,
+                    sandbox=opts["sandbox"],
+                    limits=grader.Limits(**opts["limits"]),
+                    cell_timeout=opts["cell_timeout"],
+                    notebook_timeout=opts["notebook_timeout"],
+                    cancel=self.cancel,
+                )
                 full, fast = pool.map(lambda p: self._grade(path, prefix=p), [None, prefix])
                 if _signature(full) != _signature(fast) and _timed(full, fast):
                     # a time limit hit on a busy machine says nothing about the prefix: once more, one at a time
@@ -464,22 +595,36 @@ class _Run:
             except grader.GradingError as exc:
                 self.notes.append(f"{name}: every cell of each submission is run ({exc})")
                 return
-            if _signature(full) == _signature(fast) and fast["shared_cells"] and not fast["shared_cells"]["error"]:
+            if (
+                _signature(full) == _signature(fast)
+                and fast["shared_cells"]
+                and not fast["shared_cells"]["error"]
+            ):
                 self.prefixes[name] = prefix
-                self.notes.append(f"{name}: the {len(prefix.sources)} shared cells before the first exercise ran "
-                                  f"once (checked on {path.name}); submissions that have them unchanged start "
-                                  "from their state")
+                self.notes.append(
+                    f"{name}: the {len(prefix.sources)} shared cells before the first exercise ran "
+                    f"once (checked on {path.name}); submissions that have them unchanged start "
+                    "from their state"
+                )
             else:
-                diff = next((f"{a} / {b}" for a, b in zip(*(_flat(_signature(r)) for r in (full, fast))) if a != b),
-                            (fast["shared_cells"] or {}).get("error") or "")
-                self.notes.append(f"{name}: every cell of each submission is run (starting from the shared cells "
-                                  f"did not reproduce the full grading of {path.name}: {clean_text(diff, 200)})")
+                diff = next(
+                    (
+                        f"{a} / {b}"
+                        for a, b in zip(*(_flat(_signature(r)) for r in (full, fast)))
+                        if a != b
+                    ),
+                    (fast["shared_cells"] or {}).get("error") or "",
+                )
+                self.notes.append(
+                    f"{name}: every cell of each submission is run (starting from the shared cells "
+                    f"did not reproduce the full grading of {path.name}: {clean_text(diff, 200)})"
+                )
 
         with ThreadPoolExecutor(max_workers=max(1, min(len(wanted), self.jobs))) as outer:
             try:
                 list(outer.map(prepare, wanted))
             except KeyboardInterrupt:
-                self.cancel.set()   # before the pool waits for its threads
+                self.cancel.set()  # before the pool waits for its threads
                 raise
 
     def grade_one(self, entry: Entry) -> dict | None:
@@ -495,8 +640,12 @@ class _Run:
             return _row(entry, "malformed", str(exc))
         except grader.GradingError as exc:
             return _row(entry, "error", str(exc))
-        except Exception as exc:   # a bug of the grader or of a hidden test: this row only, retried next run
-            return _row(entry, "error", clean_text(f"grader error: {type(exc).__name__}: {exc}", 500))
+        except (
+            Exception
+        ) as exc:  # a bug of the grader or of a hidden test: this row only, retried next run
+            return _row(
+                entry, "error", clean_text(f"grader error: {type(exc).__name__}: {exc}", 500)
+            )
         return _row(entry, report["status"], _message(report), report)
 
     def finish(self, index: int, row: dict, key: str | None, digest: str | None) -> None:
@@ -505,7 +654,9 @@ class _Run:
         if entry.student is None:
             return
         if key is not None and row["status"] in _KEPT and _file_digest(entry.path) == digest:
-            write_atomic(self._state_path(entry.student), json.dumps({"key": key, "row": row}) + "\n")
+            write_atomic(
+                self._state_path(entry.student), json.dumps({"key": key, "row": row}) + "\n"
+            )
         if self.reports is not None:
             name = safe_name(entry.student)
             title = None
@@ -513,16 +664,26 @@ class _Run:
                 title = self.chapters[row["chapter"]].title
             public = {k: v for k, v in row.items() if k != "exercises"}
             # not fsynced: every run writes the reports again from the kept results
-            write_atomic(Path(self.reports) / f"{name}.json", json.dumps(public, indent=1, ensure_ascii=True) + "\n",
-                         durable=False)
-            write_atomic(Path(self.reports) / f"{name}.md", feedback_markdown(row, title) + "\n", durable=False)
+            write_atomic(
+                Path(self.reports) / f"{name}.json",
+                json.dumps(public, indent=1, ensure_ascii=True) + "\n",
+                durable=False,
+            )
+            write_atomic(
+                Path(self.reports) / f"{name}.md",
+                feedback_markdown(row, title) + "\n",
+                durable=False,
+            )
 
     def columns(self) -> list[tuple[str, str]]:
         used = {r["chapter"] for r in self.rows.values() if r["chapter"]}
         if self.options["chapter"]:
             used.add(self.options["chapter"])
-        return [(name, label) for name in sorted(used & set(self.chapters))
-                for label in self.chapters[name].exercises]
+        return [
+            (name, label)
+            for name in sorted(used & set(self.chapters))
+            for label in self.chapters[name].exercises
+        ]
 
     def write_gradebook(self) -> None:
         rows = [self.rows.get(i) or _row(e, "pending") for i, e in enumerate(self.entries)]
@@ -535,7 +696,7 @@ class _Run:
                 self.finish(i, _row(entry, *entry.problem), None, None)
                 continue
             digest = _file_digest(entry.path)
-            if digest is None:   # a symlink, a FIFO, a folder, too large: refused unread, in no time
+            if digest is None:  # a symlink, a FIFO, a folder, too large: refused unread, in no time
                 try:
                     grader.read_submission(entry.path)
                     problem = ("error", "the file changed while it was read")
@@ -560,8 +721,13 @@ class _Run:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(self.entries), initial=len(self.entries) - len(todo), unit="notebook",
-                       desc="grading", dynamic_ncols=True)
+            bar = tqdm(
+                total=len(self.entries),
+                initial=len(self.entries) - len(todo),
+                unit="notebook",
+                desc="grading",
+                dynamic_ncols=True,
+            )
         graded = 0
         futures: dict = {}
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="coursework-grade")
@@ -572,7 +738,10 @@ class _Run:
                 self.prepare_prefixes(todo, pool)
                 if bar is not None:
                     bar.set_description_str("grading")
-            futures = {pool.submit(self.grade_one, self.entries[i]): (i, key, digest) for i, key, digest in todo}
+            futures = {
+                pool.submit(self.grade_one, self.entries[i]): (i, key, digest)
+                for i, key, digest in todo
+            }
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -585,14 +754,22 @@ class _Run:
                     self.write_gradebook()
                     graded += 1
                     if bar is not None:
-                        bar.set_postfix_str(f"{clean_text(self.entries[i].shown, 40, ascii_only=True)}: "
-                                            f"{row['status']}", refresh=False)
+                        bar.set_postfix_str(
+                            f"{clean_text(self.entries[i].shown, 40, ascii_only=True)}: "
+                            f"{row['status']}",
+                            refresh=False,
+                        )
                         bar.update(1)
         except KeyboardInterrupt:
             self.cancel.set()
             pool.shutdown(wait=True, cancel_futures=True)
             for fut, (i, key, digest) in futures.items():
-                if fut.done() and not fut.cancelled() and i not in self.rows and fut.exception() is None:
+                if (
+                    fut.done()
+                    and not fut.cancelled()
+                    and i not in self.rows
+                    and fut.exception() is None
+                ):
                     row = fut.result()
                     if row is not None:
                         self.finish(i, row, key, digest)
@@ -613,12 +790,28 @@ class _Run:
         return ClassResult(rows, counts, graded, reused, self.gradebook, list(self.notes))
 
 
-def grade_class(paths, *, gradebook, reports=None, roster=None, state=None, jobs: int = 2,
-                tests_dir=grader.TESTS_DIR, chapter: str | None = None, timeout: float = 20.0,
-                cell_timeout: float = 120.0, notebook_timeout: float = 900.0, sandbox: bool = True,
-                limits: grader.Limits | None = None, secret: bytes | None = None, progress: bool = False,
-                force: bool = False, cancel: threading.Event | None = None, reference=REFERENCE,
-                min_shared: int = 3) -> ClassResult:
+def grade_class(
+    paths,
+    *,
+    gradebook,
+    reports=None,
+    roster=None,
+    state=None,
+    jobs: int = 2,
+    tests_dir=grader.TESTS_DIR,
+    chapter: str | None = None,
+    timeout: float = 20.0,
+    cell_timeout: float = 120.0,
+    notebook_timeout: float = 900.0,
+    sandbox: bool = True,
+    limits: grader.Limits | None = None,
+    secret: bytes | None = None,
+    progress: bool = False,
+    force: bool = False,
+    cancel: threading.Event | None = None,
+    reference=REFERENCE,
+    min_shared: int = 3,
+) -> ClassResult:
     """Grade every submission of ``paths`` (folders and files) into ``gradebook``; see the module docstring.
 
     Args:
@@ -650,10 +843,14 @@ def grade_class(paths, *, gradebook, reports=None, roster=None, state=None, jobs
     limits = grader.Limits() if limits is None else limits
     if not isinstance(limits, grader.Limits):
         raise TypeError(f"limits must be a coursework.grader.Limits, got {type(limits).__name__}")
-    options = {"chapter": chapter, "timeout": grader._positive("timeout", timeout),
-               "cell_timeout": grader._positive("cell_timeout", cell_timeout),
-               "notebook_timeout": grader._positive("notebook_timeout", notebook_timeout),
-               "sandbox": bool(sandbox), "limits": dataclasses.asdict(limits)}
+    options = {
+        "chapter": chapter,
+        "timeout": grader._positive("timeout", timeout),
+        "cell_timeout": grader._positive("cell_timeout", cell_timeout),
+        "notebook_timeout": grader._positive("notebook_timeout", notebook_timeout),
+        "sandbox": bool(sandbox),
+        "limits": dataclasses.asdict(limits),
+    }
     if not paths:
         raise ValueError("paths must name at least one folder or notebook")
     for p in paths:
@@ -663,28 +860,51 @@ def grade_class(paths, *, gradebook, reports=None, roster=None, state=None, jobs
     tests_dir = Path(tests_dir).resolve()
     chapters = grader.load_chapters(tests_dir)
     if chapter is not None and chapter not in chapters:
-        raise grader.GradingError(f"no hidden tests for chapter {clean_text(chapter, 100)!r}; known: "
-                                  f"{', '.join(sorted(chapters))}")
+        raise grader.GradingError(
+            f"no hidden tests for chapter {clean_text(chapter, 100)!r}; known: "
+            f"{', '.join(sorted(chapters))}"
+        )
     if sandbox:
         try:
             grader.sandbox_check()
         except grader.SandboxUnavailable as exc:
-            raise grader.NoSandbox(f"no sandbox for untrusted code: {exc}; install bubblewrap (Debian/Ubuntu: "
-                                   "apt-get install bubblewrap) or pass --no-sandbox to run it unprotected") from None
+            raise grader.NoSandbox(
+                f"no sandbox for untrusted code: {exc}; install bubblewrap (Debian/Ubuntu: "
+                "apt-get install bubblewrap) or pass --no-sandbox to run it unprotected"
+            ) from None
         inside = grader._exposed(tests_dir)
         if inside:
-            raise grader.GradingError(f"the hidden tests folder {tests_dir} would be readable in the sandbox "
-                                      f"(through {inside}): keep it outside the Python installation and the package")
+            raise grader.GradingError(
+                f"the hidden tests folder {tests_dir} would be readable in the sandbox "
+                f"(through {inside}): keep it outside the Python installation and the package"
+            )
     entries = find_submissions(paths, students)
     if sandbox:
-        grader.sandbox.remove_stale_staging()   # left by a grader that was killed with kill -9
+        grader.sandbox.remove_stale_staging()  # left by a grader that was killed with kill -9
     gradebook = Path(gradebook)
     state = Path(state) if state is not None else gradebook.with_name(gradebook.name + ".state")
-    run = _Run(entries, gradebook=gradebook, reports=reports, state=state, jobs=jobs, options=options,
-               chapters=chapters, tests_dir=tests_dir, secret=secret, progress=progress, force=force,
-               cancel=cancel, reference=reference if reference is not None and Path(reference).is_dir() else None,
-               min_shared=min_shared)
+    run = _Run(
+        entries,
+        gradebook=gradebook,
+        reports=reports,
+        state=state,
+        jobs=jobs,
+        options=options,
+        chapters=chapters,
+        tests_dir=tests_dir,
+        secret=secret,
+        progress=progress,
+        force=force,
+        cancel=cancel,
+        reference=reference if reference is not None and Path(reference).is_dir() else None,
+        min_shared=min_shared,
+    )
     result = run.run()
-    if any(ex.draw is not None for c in chapters.values() for ex in c.exercises.values()) and secret is None:
-        result.notes.append("no course secret: exercises with variants were graded against the book's numbers")
+    if (
+        any(ex.draw is not None for c in chapters.values() for ex in c.exercises.values())
+        and secret is None
+    ):
+        result.notes.append(
+            "no course secret: exercises with variants were graded against the book's numbers"
+        )
     return result

@@ -17,8 +17,8 @@ from __future__ import annotations
 import ast
 import copy
 import errno
-import hashlib
 import fcntl
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -38,8 +38,20 @@ from .protocol import BadReply, LineReader, clean_text, decode_value, parse_repl
 from .sandbox import Limits, SandboxUnavailable
 from .spec import Chapter, NotAnswered
 
-__all__ = ["grade", "format_report", "load_chapters", "Limits", "GradingError", "Malformed", "NoSandbox",
-           "Refused", "Cancelled", "StudentError", "StudentTimeout", "VERSION"]
+__all__ = [
+    "grade",
+    "format_report",
+    "load_chapters",
+    "Limits",
+    "GradingError",
+    "Malformed",
+    "NoSandbox",
+    "Refused",
+    "Cancelled",
+    "StudentError",
+    "StudentTimeout",
+    "VERSION",
+]
 
 TESTS_DIR = Path(__file__).resolve().parent / "tests"
 
@@ -53,11 +65,11 @@ def _source_digest() -> str:
 
 
 VERSION = _source_digest()
-STARTUP_TIMEOUT = 120.0   # seconds for a worker to import IPython and matplotlib on a busy machine
-END_TIMEOUT = 10.0        # seconds for the worker to confirm that a test's child is gone
-MAX_NOTEBOOK = 64 << 20   # bytes of a submitted notebook
+STARTUP_TIMEOUT = 120.0  # seconds for a worker to import IPython and matplotlib on a busy machine
+END_TIMEOUT = 10.0  # seconds for the worker to confirm that a test's child is gone
+MAX_NOTEBOOK = 64 << 20  # bytes of a submitted notebook
 MAX_CELLS = 10_000
-MAX_CODE = 8 << 20        # characters of code in all cells together
+MAX_CODE = 8 << 20  # characters of code in all cells together
 
 
 class GradingError(RuntimeError):
@@ -115,14 +127,18 @@ def load_chapters(tests_dir: Path = TESTS_DIR) -> dict[str, Chapter]:
         if tests_dir == TESTS_DIR:
             module = importlib.import_module(f"coursework.tests.{path.stem}")
         else:  # another folder of hidden tests (the grader's own tests use one)
-            spec = importlib.util.spec_from_file_location(f"_coursework_hidden_{abs(hash(str(path)))}", path)
+            spec = importlib.util.spec_from_file_location(
+                f"_coursework_hidden_{abs(hash(str(path)))}", path
+            )
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         chapter = getattr(module, "CHAPTER", None)
         if not isinstance(chapter, Chapter):
             raise GradingError(f"{path} defines no CHAPTER = Chapter(...)")
         if chapter.name != path.stem:
-            raise GradingError(f"{path} describes chapter {chapter.name!r}; name the file {chapter.name}.py")
+            raise GradingError(
+                f"{path} describes chapter {chapter.name!r}; name the file {chapter.name}.py"
+            )
         chapters[chapter.name] = chapter
     return chapters
 
@@ -144,7 +160,9 @@ def read_submission(path: Path) -> dict:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise Refused(f"{shown} is a symbolic link: refused (submit the notebook file itself)") from None
+            raise Refused(
+                f"{shown} is a symbolic link: refused (submit the notebook file itself)"
+            ) from None
         if exc.errno == errno.ENOENT:
             raise Refused(f"no such notebook: {shown}") from None
         raise Refused(f"cannot open {shown}: {exc.strerror}") from None
@@ -173,7 +191,9 @@ def read_submission(path: Path) -> dict:
     except RecursionError:
         raise Malformed(f"{shown} is not a notebook: JSON nested too deeply") from None
     except ValueError as exc:
-        raise Malformed(f"{shown} is not a notebook: not JSON ({clean_text(str(exc), 100)})") from None
+        raise Malformed(
+            f"{shown} is not a notebook: not JSON ({clean_text(str(exc), 100)})"
+        ) from None
     if not isinstance(nb, dict):
         raise Malformed(f"{shown} is not a notebook: the JSON is not an object")
     cells = nb.get("cells")
@@ -211,11 +231,19 @@ def _source(cell: dict) -> str:
 def find_chapter(nb: dict, path: Path, chapters: dict[str, Chapter], name: str | None) -> Chapter:
     if name is not None:
         if name not in chapters:
-            raise Refused(f"no hidden tests for chapter {clean_text(name, 100)!r}; "
-                               f"known: {', '.join(sorted(chapters))}")
+            raise Refused(
+                f"no hidden tests for chapter {clean_text(name, 100)!r}; "
+                f"known: {', '.join(sorted(chapters))}"
+            )
         return chapters[name]
-    meta = nb.get("metadata", {}).get("coursework", {}) if isinstance(nb.get("metadata"), dict) else {}
-    if isinstance(meta, dict) and isinstance(meta.get("chapter"), str) and meta["chapter"] in chapters:
+    meta = (
+        nb.get("metadata", {}).get("coursework", {}) if isinstance(nb.get("metadata"), dict) else {}
+    )
+    if (
+        isinstance(meta, dict)
+        and isinstance(meta.get("chapter"), str)
+        and meta["chapter"] in chapters
+    ):
         return chapters[meta["chapter"]]
     labels = exercise_labels(nb)
     matches = [c for c in chapters.values() if labels & set(c.exercises)]
@@ -223,8 +251,10 @@ def find_chapter(nb: dict, path: Path, chapters: dict[str, Chapter], name: str |
         return matches[0]
     if path.stem in chapters:
         return chapters[path.stem]
-    raise Refused(f"cannot tell which chapter {clean_text(str(path), 200)} is; pass --chapter "
-                       f"(one of {', '.join(sorted(chapters))})")
+    raise Refused(
+        f"cannot tell which chapter {clean_text(str(path), 200)} is; pass --chapter "
+        f"(one of {', '.join(sorted(chapters))})"
+    )
 
 
 # --- the worker process --------------------------------------------------------
@@ -240,10 +270,20 @@ def _font_cache():
 
 def _worker_env(home: str) -> dict[str, str]:
     return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home,
-        "USER": "student", "LOGNAME": "student", "IPYTHONDIR": f"{home}/.ipython", "MPLBACKEND": "Agg",
-        "REGCOURSE_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": home,
+        "TMPDIR": home,
+        "USER": "student",
+        "LOGNAME": "student",
+        "IPYTHONDIR": f"{home}/.ipython",
+        "MPLBACKEND": "Agg",
+        "REGCOURSE_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONNOUSERSITE": "1",
     }
 
 
@@ -254,10 +294,10 @@ class Options:
     sandbox: bool
     limits: Limits
     cell_timeout: float
-    deadline: float           # time.monotonic() at which the whole notebook's time is up
+    deadline: float  # time.monotonic() at which the whole notebook's time is up
     notebook_timeout: float
     hidden: Path
-    cancel: object = None     # a threading.Event: set, every wait raises Cancelled
+    cancel: object = None  # a threading.Event: set, every wait raises Cancelled
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -267,7 +307,7 @@ class Options:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _nonblocking(fd: int) -> None:
@@ -277,15 +317,17 @@ def _nonblocking(fd: int) -> None:
 class Worker:
     """One worker process: runs cells, forks a child per hidden test; killed as a whole by :meth:`close`."""
 
-    def __init__(self, opts: Options, prefix_data: bytes | None = None, snapshot_fd: int | None = None):
+    def __init__(
+        self, opts: Options, prefix_data: bytes | None = None, snapshot_fd: int | None = None
+    ):
         """Start a worker; ``prefix_data`` (a :class:`Prefix`'s) is put where its ``restore`` finds it,
         ``snapshot_fd`` (a memfd) is passed to it for ``snapshot`` (only for the reference notebook)."""
         self.opts = opts
         self.alive = False
-        self.output = bytearray()    # the first `limits.output` bytes the student's code printed
+        self.output = bytearray()  # the first `limits.output` bytes the student's code printed
         self.output_bytes = 0
         self.landlock = ""
-        self.child: str | None = None   # id of the fork whose child is running
+        self.child: str | None = None  # id of the fork whose child is running
         self.proc = None
         self._scratch = None
         req_r, self._req = os.pipe()
@@ -299,9 +341,18 @@ class Worker:
         self._lines = LineReader()
         ready = secrets.token_hex(16)
         limits = opts.limits
-        config = {"fds": {"req": req_r, "rep": rep_w, "ctl": ctl_r}, "ready": ready, "pidns": opts.sandbox,
-                  "limits": {"memory": limits.memory, "processes": limits.processes, "file_size": limits.file_size,
-                             "open_files": limits.open_files, "cpu": int(opts.notebook_timeout) + 60}}
+        config = {
+            "fds": {"req": req_r, "rep": rep_w, "ctl": ctl_r},
+            "ready": ready,
+            "pidns": opts.sandbox,
+            "limits": {
+                "memory": limits.memory,
+                "processes": limits.processes,
+                "file_size": limits.file_size,
+                "open_files": limits.open_files,
+                "cpu": int(opts.notebook_timeout) + 60,
+            },
+        }
         passed = ends[:3]
         if snapshot_fd is not None:
             config["snapshot_fd"] = snapshot_fd
@@ -310,8 +361,10 @@ class Worker:
         try:
             if opts.sandbox:
                 binds, _ = sandbox.mounts()
-                config["landlock"] = {"read": [d for _, d in binds] + ["/etc", "/proc", "/dev", "/opt"],
-                                      "write": [sandbox.SCRATCH, "/dev/shm", "/dev/null"]}
+                config["landlock"] = {
+                    "read": [d for _, d in binds] + ["/etc", "/proc", "/dev", "/opt"],
+                    "write": [sandbox.SCRATCH, "/dev/shm", "/dev/null"],
+                }
                 files = {}
                 font = _font_cache()
                 if font is not None:
@@ -326,16 +379,27 @@ class Worker:
                     config["prefix_file"] = f"{sandbox.SCRATCH}/.coursework-prefix"
                     files[config["prefix_file"]] = prefix_fd
                 argv = [sys.executable, "-s", "-P", sandbox.INSIDE_WORKER, json.dumps(config)]
-                self.proc = sandbox.start(argv, env=_worker_env(sandbox.SCRATCH), pass_fds=passed,
-                                          stdout=out_w, limits=limits, files=files)
+                self.proc = sandbox.start(
+                    argv,
+                    env=_worker_env(sandbox.SCRATCH),
+                    pass_fds=passed,
+                    stdout=out_w,
+                    limits=limits,
+                    files=files,
+                )
             else:
                 self._scratch = tempfile.mkdtemp(prefix="coursework-scratch-")
                 if prefix_data is not None:
                     config["prefix_file"] = os.path.join(self._scratch, ".coursework-prefix")
                     Path(config["prefix_file"]).write_bytes(prefix_data)
                 argv = [sys.executable, "-s", "-P", str(sandbox.WORKER), json.dumps(config)]
-                self.proc = sandbox.start_unsandboxed(argv, env=_worker_env(self._scratch), pass_fds=passed,
-                                                      stdout=out_w, cwd=self._scratch)
+                self.proc = sandbox.start_unsandboxed(
+                    argv,
+                    env=_worker_env(self._scratch),
+                    pass_fds=passed,
+                    stdout=out_w,
+                    cwd=self._scratch,
+                )
         except BaseException as exc:
             for fd in ends + [self._req, self._rep, self._ctl, self._out]:
                 os.close(fd)
@@ -360,7 +424,9 @@ class Worker:
             self.close()
             if isinstance(exc, StudentTimeout) and time.monotonic() >= opts.deadline:
                 raise NotebookTimeout() from None
-            raise GradingError(f"the grading worker did not start ({exc or 'timed out'}): {tail}") from None
+            raise GradingError(
+                f"the grading worker did not start ({exc or 'timed out'}): {tail}"
+            ) from None
         self.landlock = hello.get("landlock") if isinstance(hello.get("landlock"), str) else ""
 
     # --- low-level I/O with deadlines
@@ -387,7 +453,7 @@ class Worker:
             if not self.alive:
                 raise WorkerDied("the worker is gone")
             try:
-                data = data[os.write(fd, data):]
+                data = data[os.write(fd, data) :]
                 continue
             except BlockingIOError:
                 pass
@@ -414,11 +480,13 @@ class Worker:
             if self._out in ready:
                 watch_out = self._drain_output()
             if self._rep not in ready:
-                if self.proc.popen.poll() is not None:   # without the sandbox, a daemon may keep the pipe open
+                if (
+                    self.proc.popen.poll() is not None
+                ):  # without the sandbox, a daemon may keep the pipe open
                     self.alive = False
                     raise WorkerDied("the worker exited")
                 continue
-            for _ in range(16):   # then back to the deadline check, however fast the worker writes
+            for _ in range(16):  # then back to the deadline check, however fast the worker writes
                 try:
                     chunk = os.read(self._rep, 1 << 20)
                 except BlockingIOError:
@@ -458,7 +526,9 @@ class Worker:
             return
         if "ended" in reply:
             raise WorkerDied("the test's process ended at once")
-        raise StudentError(f"the test could not start: {clean_text(reply.get('error') or reply.get('bad'), 300)}")
+        raise StudentError(
+            f"the test could not start: {clean_text(reply.get('error') or reply.get('bad'), 300)}"
+        )
 
     def request(self, message: dict, deadline: float) -> dict:
         """Send a request to the current child; its reply, or WorkerDied if the child ended first."""
@@ -515,9 +585,13 @@ class Student:
             try:
                 return decode_value(reply.get("value"))
             except BadReply as exc:
-                raise StudentError(f"the value your code returned could not be read: {exc}") from None
+                raise StudentError(
+                    f"the value your code returned could not be read: {exc}"
+                ) from None
         if reply.get("missing") is True:
-            raise NotAnswered(f"`{message['name']}` is not defined (did its cell run without error?)")
+            raise NotAnswered(
+                f"`{message['name']}` is not defined (did its cell run without error?)"
+            )
         raise StudentError(f"your code raised {clean_text(reply.get('error'), 1000)}")
 
     def value(self, name: str, *path):
@@ -535,8 +609,14 @@ class Student:
 
     def call(self, name: str, *args, **kwargs):
         """Call the submission's function ``name`` on copies of the arguments; return a copy of the result."""
-        return self._ask({"op": "call", "name": name, "args": [_worker.encode(a) for a in args],
-                          "kwargs": {k: _worker.encode(v) for k, v in kwargs.items()}})
+        return self._ask(
+            {
+                "op": "call",
+                "name": name,
+                "args": [_worker.encode(a) for a in args],
+                "kwargs": {k: _worker.encode(v) for k, v in kwargs.items()},
+            }
+        )
 
     def describe(self, name: str) -> dict:
         """What the worker says the function ``name`` is (for the ``forbid=`` check; untrusted)."""
@@ -550,11 +630,11 @@ class Student:
 
 @dataclass
 class Cell:
-    index: int      # position in the notebook's cells
+    index: int  # position in the notebook's cells
     source: str
-    status: str = "not run"   # ok | error | timeout | crashed | not run
+    status: str = "not run"  # ok | error | timeout | crashed | not run
     error: str | None = None
-    restored: bool = False    # not run: its state came from the chapter's shared cells (Prefix)
+    restored: bool = False  # not run: its state came from the chapter's shared cells (Prefix)
 
 
 @dataclass(frozen=True)
@@ -575,7 +655,7 @@ class Prefix:
     digest: str
 
 
-MAX_PREFIX = 512 << 20   # bytes of a prefix's snapshot
+MAX_PREFIX = 512 << 20  # bytes of a prefix's snapshot
 
 
 class Submission:
@@ -583,10 +663,10 @@ class Submission:
 
     def __init__(self, cells: list[Cell], opts: Options, prefix: Prefix | None = None):
         self.cells, self.opts = cells, opts
-        self.bad: set[int] = set()   # cells that hung or killed the worker: never run again
+        self.bad: set[int] = set()  # cells that hung or killed the worker: never run again
         self.worker: Worker | None = None
         self.workers_started = 0
-        self.prefix = prefix          # None: every cell is run
+        self.prefix = prefix  # None: every cell is run
         self.restored = len(prefix.sources) if prefix is not None else 0
         self.prefix_error: str | None = None
 
@@ -610,20 +690,27 @@ class Submission:
             if isinstance(exc, StudentTimeout) and time.monotonic() >= self.opts.deadline:
                 raise NotebookTimeout() from None
             cell.status = "timeout" if isinstance(exc, StudentTimeout) else "crashed"
-            cell.error = (f"cell still running after {self.opts.cell_timeout:g} s: stopped"
-                          if cell.status == "timeout" else f"the cell ended the process: {exc}")
+            cell.error = (
+                f"cell still running after {self.opts.cell_timeout:g} s: stopped"
+                if cell.status == "timeout"
+                else f"the cell ended the process: {exc}"
+            )
             self.bad.add(k)
             return False
         if record:
             ok = reply.get("ok") is True
-            cell.status, cell.error = ("ok", None) if ok else ("error", clean_text(reply.get("error"), 1000))
+            cell.status, cell.error = (
+                ("ok", None) if ok else ("error", clean_text(reply.get("error"), 1000))
+            )
         return True
 
     def _new_worker(self) -> bool:
         """A fresh worker, started from the prefix if there is one; False if that could not be restored."""
         self.close()
         self._deadline(0)
-        self.worker = Worker(self.opts, prefix_data=self.prefix.data if self.prefix is not None else None)
+        self.worker = Worker(
+            self.opts, prefix_data=self.prefix.data if self.prefix is not None else None
+        )
         self.workers_started += 1
         if self.prefix is None:
             return True
@@ -636,7 +723,7 @@ class Submission:
         if reply.get("ok") is True:
             return True
         self.prefix_error = clean_text(reply.get("error") or reply.get("bad"), 300)
-        self.prefix = None   # from now on every cell is run
+        self.prefix = None  # from now on every cell is run
         self.close()
         return False
 
@@ -668,8 +755,15 @@ class Submission:
             self.worker = None
 
 
-def make_prefix(reference, *, sandbox: bool = True, limits: Limits | None = None, cell_timeout: float = 120.0,
-                notebook_timeout: float = 900.0, cancel=None) -> Prefix:
+def make_prefix(
+    reference,
+    *,
+    sandbox: bool = True,
+    limits: Limits | None = None,
+    cell_timeout: float = 120.0,
+    notebook_timeout: float = 900.0,
+    cancel=None,
+) -> Prefix:
     """Run the shared cells of the notebook ``reference`` (the book's chapter) once, in a sandbox;
     return their state as a :class:`Prefix` (GradingError with the reason if a cell fails).
 
@@ -686,11 +780,19 @@ def make_prefix(reference, *, sandbox: bool = True, limits: Limits | None = None
     first = first_exercise_cell(nb)
     cells = [c for c in _code_cells(nb) if first is None or c.index < first]
     if not cells:
-        raise GradingError(f"{clean_text(str(path), 200)} has no code cells before its first exercise")
+        raise GradingError(
+            f"{clean_text(str(path), 200)} has no code cells before its first exercise"
+        )
     started = time.monotonic()
-    opts = Options(sandbox=bool(sandbox), limits=dataclasses.replace(limits, file_size=max(limits.file_size,
-                   MAX_PREFIX)), cell_timeout=cell_timeout, deadline=started + notebook_timeout,
-                   notebook_timeout=notebook_timeout, hidden=Path(path).parent, cancel=cancel)
+    opts = Options(
+        sandbox=bool(sandbox),
+        limits=dataclasses.replace(limits, file_size=max(limits.file_size, MAX_PREFIX)),
+        cell_timeout=cell_timeout,
+        deadline=started + notebook_timeout,
+        notebook_timeout=notebook_timeout,
+        hidden=Path(path).parent,
+        cancel=cancel,
+    )
     fd = os.memfd_create("snapshot", 0)
     worker = None
     try:
@@ -698,16 +800,22 @@ def make_prefix(reference, *, sandbox: bool = True, limits: Limits | None = None
         for c in cells:
             reply = worker.run_cell(c.source, min(time.monotonic() + cell_timeout, opts.deadline))
             if reply.get("ok") is not True:
-                raise GradingError(f"cell {c.index} of {clean_text(str(path), 200)} fails: "
-                                   f"{clean_text(reply.get('error') or reply.get('bad'), 300)}")
+                raise GradingError(
+                    f"cell {c.index} of {clean_text(str(path), 200)} fails: "
+                    f"{clean_text(reply.get('error') or reply.get('bad'), 300)}"
+                )
         reply = worker.request_op("snapshot", min(time.monotonic() + cell_timeout, opts.deadline))
         if reply.get("ok") is not True:
-            raise GradingError(f"the state of {clean_text(str(path), 200)}'s shared cells cannot be saved: "
-                               f"{clean_text(reply.get('error') or reply.get('bad'), 300)}")
+            raise GradingError(
+                f"the state of {clean_text(str(path), 200)}'s shared cells cannot be saved: "
+                f"{clean_text(reply.get('error') or reply.get('bad'), 300)}"
+            )
         size = os.fstat(fd).st_size
         if size > MAX_PREFIX:
-            raise GradingError(f"the state of {clean_text(str(path), 200)}'s shared cells is larger than "
-                               f"{MAX_PREFIX >> 20} MB")
+            raise GradingError(
+                f"the state of {clean_text(str(path), 200)}'s shared cells is larger than "
+                f"{MAX_PREFIX >> 20} MB"
+            )
         chunks, offset = [], 0
         while offset < size:
             chunk = os.pread(fd, min(size - offset, 1 << 24), offset)
@@ -717,32 +825,94 @@ def make_prefix(reference, *, sandbox: bool = True, limits: Limits | None = None
             offset += len(chunk)
         data = b"".join(chunks)
     except (StudentTimeout, WorkerDied, NotebookTimeout) as exc:
-        raise GradingError(f"the shared cells of {clean_text(str(path), 200)} did not run: "
-                           f"{type(exc).__name__} {exc}") from None
+        raise GradingError(
+            f"the shared cells of {clean_text(str(path), 200)} did not run: "
+            f"{type(exc).__name__} {exc}"
+        ) from None
     finally:
         if worker is not None:
             worker.close()
         os.close(fd)
-    return Prefix(str(path), tuple(c.source for c in cells), data, hashlib.sha256(data).hexdigest()[:16])
+    return Prefix(
+        str(path), tuple(c.source for c in cells), data, hashlib.sha256(data).hexdigest()[:16]
+    )
 
 
 def _code_cells(nb: dict) -> list[Cell]:
-    return [Cell(i, _source(c)) for i, c in enumerate(nb["cells"])
-            if c.get("cell_type") == "code" and _source(c).strip()]
+    return [
+        Cell(i, _source(c))
+        for i, c in enumerate(nb["cells"])
+        if c.get("cell_type") == "code" and _source(c).strip()
+    ]
 
 
 # --- the ban on calling the package (forbid=) ---------------------------------------------------
 
 # Calls, attributes and modules that run or bind code the grader cannot read in the source.
-_DYNAMIC_CALLS = {"exec", "eval", "compile", "globals", "vars", "locals", "__import__", "setattr", "delattr",
-                  "breakpoint", "attrgetter", "methodcaller", "import_module"}
-_DYNAMIC_ATTRS = {"__dict__", "__globals__", "__builtins__", "__code__", "__closure__", "__wrapped__",
-                  "__subclasses__", "__bases__", "__base__", "__mro__", "__getattribute__", "__setattr__",
-                  "__reduce__", "__reduce_ex__", "f_globals", "f_locals", "f_back", "f_builtins", "tb_frame",
-                  "gi_frame", "cr_frame", "_getframe", "user_ns", "user_global_ns", "FunctionType", "CodeType"}
-_DYNAMIC_MODULES = {"builtins", "importlib", "ctypes", "gc", "inspect", "pickle", "marshal", "dill", "cloudpickle",
-                    "runpy", "code", "codeop"}
-_DYNAMIC_METHODS = {"attrgetter", "methodcaller", "import_module", "run_line_magic", "run_cell_magic"}
+_DYNAMIC_CALLS = {
+    "exec",
+    "eval",
+    "compile",
+    "globals",
+    "vars",
+    "locals",
+    "__import__",
+    "setattr",
+    "delattr",
+    "breakpoint",
+    "attrgetter",
+    "methodcaller",
+    "import_module",
+}
+_DYNAMIC_ATTRS = {
+    "__dict__",
+    "__globals__",
+    "__builtins__",
+    "__code__",
+    "__closure__",
+    "__wrapped__",
+    "__subclasses__",
+    "__bases__",
+    "__base__",
+    "__mro__",
+    "__getattribute__",
+    "__setattr__",
+    "__reduce__",
+    "__reduce_ex__",
+    "f_globals",
+    "f_locals",
+    "f_back",
+    "f_builtins",
+    "tb_frame",
+    "gi_frame",
+    "cr_frame",
+    "_getframe",
+    "user_ns",
+    "user_global_ns",
+    "FunctionType",
+    "CodeType",
+}
+_DYNAMIC_MODULES = {
+    "builtins",
+    "importlib",
+    "ctypes",
+    "gc",
+    "inspect",
+    "pickle",
+    "marshal",
+    "dill",
+    "cloudpickle",
+    "runpy",
+    "code",
+    "codeop",
+}
+_DYNAMIC_METHODS = {
+    "attrgetter",
+    "methodcaller",
+    "import_module",
+    "run_line_magic",
+    "run_cell_magic",
+}
 _SAFE_MAGICS = {"matplotlib", "time", "timeit", "precision", "pprint", "config"}
 _SAFE_SHELL = {"run_line_magic", "run_cell_magic", "system", "getoutput"}
 _NAMESPACES = {"globals", "vars", "locals"}
@@ -757,7 +927,7 @@ class _Source:
         self.transform = TransformerManager().transform_cell
         self.bindings: dict[str, list[tuple[str, set[str]]]] = {}
         self.dynamic: list[str] = []
-        self.strings: list[str] = []   # string constants inside dynamic constructs
+        self.strings: list[str] = []  # string constants inside dynamic constructs
         self.unparsed: list[str] = []  # code the parser gave up on (not plain syntax errors)
         for cell in cells:
             self._add_code(cell.source, ipython=True, depth=0)
@@ -769,7 +939,7 @@ class _Source:
         try:
             tree = ast.parse(self.transform(code) if ipython else code)
         except SyntaxError:
-            return   # the worker cannot run it either
+            return  # the worker cannot run it either
         except (ValueError, RecursionError, MemoryError):
             self.unparsed.append(code)
             return
@@ -782,7 +952,11 @@ class _Source:
         self.bindings.setdefault(name, []).append((kind, used))
 
     def _strings_in(self, node) -> None:
-        self.strings += [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        self.strings += [
+            n.value
+            for n in ast.walk(node)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
 
     def _walk(self, tree, depth: int) -> None:
         for node in ast.walk(tree):
@@ -811,15 +985,27 @@ class _Source:
                     if alias.name == "*":
                         self.dynamic.append(f"from {module} import *")
                         continue
-                    self._bind(alias.asname or alias.name.split(".")[0], "import", set(alias.name.split(".")))
+                    self._bind(
+                        alias.asname or alias.name.split(".")[0],
+                        "import",
+                        set(alias.name.split(".")),
+                    )
             elif isinstance(node, ast.Attribute):
-                if node.attr in _DYNAMIC_ATTRS or (node.attr == "modules" and isinstance(node.value, ast.Name)
-                                                   and node.value.id == "sys"):
+                if node.attr in _DYNAMIC_ATTRS or (
+                    node.attr == "modules"
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "sys"
+                ):
                     self.dynamic.append(f".{node.attr}")
                 elif _is_call_to(node.value, "get_ipython") and node.attr not in _SAFE_SHELL:
                     self.dynamic.append(f"get_ipython().{node.attr}")
-            elif isinstance(node, ast.Subscript) and (_is_call_to(node.value, *_NAMESPACES) or (
-                    isinstance(node.value, ast.Attribute) and node.value.attr in ("__dict__", "user_ns"))):
+            elif isinstance(node, ast.Subscript) and (
+                _is_call_to(node.value, *_NAMESPACES)
+                or (
+                    isinstance(node.value, ast.Attribute)
+                    and node.value.attr in ("__dict__", "user_ns")
+                )
+            ):
                 self._strings_in(node.slice)
             elif isinstance(node, ast.Call):
                 self._call(node, depth)
@@ -829,12 +1015,20 @@ class _Source:
         name = None
         if isinstance(func, ast.Name):
             name = func.id
-        elif isinstance(func, ast.Attribute) and (func.attr in _DYNAMIC_METHODS or (
-                isinstance(func.value, ast.Name) and func.value.id in ("builtins", "__builtins__"))):
-            name = func.attr     # `model.eval()` is a method, `builtins.eval()` is not
+        elif isinstance(func, ast.Attribute) and (
+            func.attr in _DYNAMIC_METHODS
+            or (isinstance(func.value, ast.Name) and func.value.id in ("builtins", "__builtins__"))
+        ):
+            name = func.attr  # `model.eval()` is a method, `builtins.eval()` is not
         first = node.args[0] if node.args else None
-        if name in ("exec", "eval", "compile") and isinstance(first, ast.Constant) and isinstance(first.value, str):
-            self._add_code(first.value, ipython=False, depth=depth + 1)   # code in a string literal: read it too
+        if (
+            name in ("exec", "eval", "compile")
+            and isinstance(first, ast.Constant)
+            and isinstance(first.value, str)
+        ):
+            self._add_code(
+                first.value, ipython=False, depth=depth + 1
+            )  # code in a string literal: read it too
         elif name in _DYNAMIC_CALLS:
             self.dynamic.append(f"{name}()")
             self._strings_in(node)
@@ -843,14 +1037,18 @@ class _Source:
                 self.dynamic.append("getattr() with a computed name")
             self._strings_in(node)
         elif name in ("run_line_magic", "run_cell_magic"):
-            consts = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            consts = [
+                a.value
+                for a in node.args
+                if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            ]
             if not consts or consts[0] not in _SAFE_MAGICS:
                 self.dynamic.append(f"the magic %{consts[0] if consts else '?'}")
                 self._strings_in(node)
             elif consts[0] in ("time", "timeit") and len(consts) == len(node.args):
-                self._add_code(consts[-1], ipython=True, depth=depth + 1)   # %%time's cell body
+                self._add_code(consts[-1], ipython=True, depth=depth + 1)  # %%time's cell body
         elif isinstance(func, ast.Name) and func.id == "get_ipython":
-            pass   # get_ipython() itself; what is done with it is checked on the attribute
+            pass  # get_ipython() itself; what is done with it is checked on the attribute
         if any(isinstance(a, ast.Name) and a.id == "get_ipython" for a in node.args):
             self.dynamic.append("get_ipython passed around")
 
@@ -859,7 +1057,7 @@ class _Source:
         forbid = set(forbid)
         tainted = set(forbid)
         changed = True
-        while changed:   # a name bound to something that uses a banned name is banned too
+        while changed:  # a name bound to something that uses a banned name is banned too
             changed = False
             for name, binds in self.bindings.items():
                 if name not in tainted and any(used & tainted for _, used in binds):
@@ -875,7 +1073,9 @@ class _Source:
                 elif bad:
                     why.append(f"`{f}` uses {', '.join(f'`{n}`' for n in bad)}")
             if any(f in s or any(n in s for n in forbid) for s in self.strings + self.unparsed):
-                why.append(f"`{f}` may be bound by code the grader cannot read (exec, globals(), ...)")
+                why.append(
+                    f"`{f}` may be bound by code the grader cannot read (exec, globals(), ...)"
+                )
             if why:
                 found[f] = sorted(set(why))
         return found, sorted(set(self.dynamic))
@@ -913,7 +1113,7 @@ def _free_names(node) -> set[str]:
             bound.add(n.name)
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         bound.discard(node.name)
-        loads.discard(node.name)   # recursion
+        loads.discard(node.name)  # recursion
     return (loads - bound) | attrs
 
 
@@ -933,8 +1133,11 @@ def _runtime_uses(info: dict, name: str, forbid) -> list[str]:
     why = []
     if chain[-1].get("cell") is not True:
         kind = clean_text(chain[-1].get("type"), 40)
-        why.append(f"`{name}` is not a function written in the notebook (it is a {kind}"
-                   + (f" from {clean_text(chain[-1].get('file'), 80)}" if chain[-1].get("file") else "") + ")")
+        why.append(
+            f"`{name}` is not a function written in the notebook (it is a {kind}"
+            + (f" from {clean_text(chain[-1].get('file'), 80)}" if chain[-1].get("file") else "")
+            + ")"
+        )
     if isinstance(names, list):
         bad = sorted({n for n in names if isinstance(n, str)} & set(forbid))
         if bad:
@@ -942,7 +1145,9 @@ def _runtime_uses(info: dict, name: str, forbid) -> list[str]:
     return why
 
 
-def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None, variant: dict | None = None) -> dict:
+def _grade_exercise(
+    sub: Submission, ex, timeout: float, source: _Source | None, variant: dict | None = None
+) -> dict:
     limit = ex.timeout if ex.timeout is not None else timeout
     start = time.monotonic()
     deadline = min(start + limit, sub.opts.deadline)
@@ -950,7 +1155,9 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None,
 
     def not_run_message():
         if time.monotonic() >= sub.opts.deadline:
-            return f"not run: the notebook's time limit of {sub.opts.notebook_timeout:g} s was used up"
+            return (
+                f"not run: the notebook's time limit of {sub.opts.notebook_timeout:g} s was used up"
+            )
         return f"not run: the exercise's time limit of {limit:g} s was used up"
 
     def run(func, entry):
@@ -965,12 +1172,15 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None,
             timed_out = True
             entry["message"], entry["outcome"] = not_run_message(), "timeout"
         except GradingError:
-            raise   # the grader itself cannot go on (a worker that does not start): not the student's failure
+            raise  # the grader itself cannot go on (a worker that does not start): not the student's failure
         except StudentTimeout:
             timed_out = True
             entry["outcome"] = "timeout"
-            entry["message"] = (not_run_message() if time.monotonic() >= sub.opts.deadline
-                                else f"time limit of {limit:g} s exceeded (an endless loop?)")
+            entry["message"] = (
+                not_run_message()
+                if time.monotonic() >= sub.opts.deadline
+                else f"time limit of {limit:g} s exceeded (an endless loop?)"
+            )
         except WorkerDied as exc:
             entry["message"], entry["outcome"] = clean_text(str(exc), 1000), "crashed"
         except (NotAnswered, StudentError) as exc:
@@ -992,8 +1202,14 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None,
         return result
 
     for test in ex.tests:
-        entry = {"name": test.name, "points": test.points, "score": 0.0, "passed": False, "message": "",
-                 "outcome": "failed"}
+        entry = {
+            "name": test.name,
+            "points": test.points,
+            "score": 0.0,
+            "passed": False,
+            "message": "",
+            "outcome": "failed",
+        }
         results.append(entry)
         if timed_out or time.monotonic() >= deadline:
             timed_out = True
@@ -1006,7 +1222,7 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None,
     notes, review = [], False
     if ex.forbid and ex.functions:
         found, dynamic = source.check(ex.functions, ex.forbid) if source else ({}, [])
-        if score > 0:   # what the functions are at run time (only worth asking when they scored)
+        if score > 0:  # what the functions are at run time (only worth asking when they scored)
             for f in ex.functions:
                 if f in found:
                     continue
@@ -1019,21 +1235,46 @@ def _grade_exercise(sub: Submission, ex, timeout: float, source: _Source | None,
                         found[f] = why
         if found:
             score = 0.0
-            notes.append("; ".join(w for f in ex.functions for w in found.get(f, []))
-                         + ": this exercise asks you to write it yourself, without "
-                         + ", ".join(f"`{n}`" for n in ex.forbid) + ": 0 points")
+            notes.append(
+                "; ".join(w for f in ex.functions for w in found.get(f, []))
+                + ": this exercise asks you to write it yourself, without "
+                + ", ".join(f"`{n}`" for n in ex.forbid)
+                + ": 0 points"
+            )
         elif dynamic and score > 0:
             review = True
-            notes.append("the ban on " + ", ".join(f"`{n}`" for n in ex.forbid) + " could not be checked from "
-                         "the source, which uses " + ", ".join(dynamic[:6]) + ": check this exercise by hand")
-    status = "timeout" if timed_out else ("full" if score == ex.max_score else "partial" if score else "zero")
-    return {"label": ex.label, "title": ex.title, "score": score, "max_score": ex.max_score,
-            "status": status, "time_limit": limit, "note": "; ".join(notes) or None, "review": review,
-            "manual": ex.manual, "variant": variant if ex.draw is not None else None, "tests": results}
+            notes.append(
+                "the ban on "
+                + ", ".join(f"`{n}`" for n in ex.forbid)
+                + " could not be checked from "
+                "the source, which uses " + ", ".join(dynamic[:6]) + ": check this exercise by hand"
+            )
+    status = (
+        "timeout"
+        if timed_out
+        else ("full" if score == ex.max_score else "partial" if score else "zero")
+    )
+    return {
+        "label": ex.label,
+        "title": ex.title,
+        "score": score,
+        "max_score": ex.max_score,
+        "status": status,
+        "time_limit": limit,
+        "note": "; ".join(notes) or None,
+        "review": review,
+        "manual": ex.manual,
+        "variant": variant if ex.draw is not None else None,
+        "tests": results,
+    }
 
 
 def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        and not hasattr(value, "__float__")
+    ):
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
     try:
         value = float(value)
@@ -1044,10 +1285,22 @@ def _positive(name: str, value) -> float:
     return value
 
 
-def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeout: float = 120.0,
-          notebook_timeout: float = 900.0, sandbox: bool = True, limits: Limits | None = None,
-          tests_dir: Path = TESTS_DIR, student: str | None = None, secret: bytes | None = None,
-          cancel=None, chapters: dict | None = None, prefix: Prefix | None = None) -> dict:
+def grade(
+    path,
+    *,
+    chapter: str | None = None,
+    timeout: float = 20.0,
+    cell_timeout: float = 120.0,
+    notebook_timeout: float = 900.0,
+    sandbox: bool = True,
+    limits: Limits | None = None,
+    tests_dir: Path = TESTS_DIR,
+    student: str | None = None,
+    secret: bytes | None = None,
+    cancel=None,
+    chapters: dict | None = None,
+    prefix: Prefix | None = None,
+) -> dict:
     """Grade the notebook at ``path``; return the report (documented in the instructor guide).
 
     Args:
@@ -1092,8 +1345,10 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
     if student is not None and (not isinstance(student, str) or not student.strip()):
         raise ValueError(f"student must be a non-empty str, got {student!r}")
     if secret is not None and (not isinstance(secret, bytes) or not secret):
-        raise TypeError(f"secret must be non-empty bytes (see coursework.variants.load_secret), got "
-                        f"{type(secret).__name__}")
+        raise TypeError(
+            f"secret must be non-empty bytes (see coursework.variants.load_secret), got "
+            f"{type(secret).__name__}"
+        )
     path = Path(path)
     started = time.monotonic()
     nb = read_submission(path)
@@ -1105,19 +1360,32 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
         try:
             description = sandbox_check()
         except SandboxUnavailable as exc:
-            raise NoSandbox(f"no sandbox for untrusted code: {exc}; install bubblewrap (Debian/Ubuntu: "
-                            "apt-get install bubblewrap) or pass --no-sandbox to run it unprotected") from None
+            raise NoSandbox(
+                f"no sandbox for untrusted code: {exc}; install bubblewrap (Debian/Ubuntu: "
+                "apt-get install bubblewrap) or pass --no-sandbox to run it unprotected"
+            ) from None
         inside = _exposed(hidden)
         if inside:
-            raise GradingError(f"the hidden tests folder {hidden} would be readable in the sandbox (through "
-                               f"{inside}): keep it outside the Python installation and the package")
+            raise GradingError(
+                f"the hidden tests folder {hidden} would be readable in the sandbox (through "
+                f"{inside}): keep it outside the Python installation and the package"
+            )
     variant = _variant_of(nb, spec, student, secret)
     cells = _code_cells(nb)
-    opts = Options(sandbox=bool(sandbox), limits=limits, cell_timeout=cell_timeout,
-                   deadline=started + notebook_timeout, notebook_timeout=notebook_timeout, hidden=hidden,
-                   cancel=cancel)
-    shared = prefix is not None and len(cells) >= len(prefix.sources) and all(
-        c.source == src for c, src in zip(cells, prefix.sources))
+    opts = Options(
+        sandbox=bool(sandbox),
+        limits=limits,
+        cell_timeout=cell_timeout,
+        deadline=started + notebook_timeout,
+        notebook_timeout=notebook_timeout,
+        hidden=hidden,
+        cancel=cancel,
+    )
+    shared = (
+        prefix is not None
+        and len(cells) >= len(prefix.sources)
+        and all(c.source == src for c, src in zip(cells, prefix.sources))
+    )
     sub = Submission(cells, opts, prefix if shared else None)
     exercises = []
     landlock = ""
@@ -1127,12 +1395,16 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
         except NotebookTimeout:
             for c in cells:
                 if c.status == "not run":
-                    c.error = f"not run: the notebook's time limit of {notebook_timeout:g} s was used up"
+                    c.error = (
+                        f"not run: the notebook's time limit of {notebook_timeout:g} s was used up"
+                    )
         if sub.worker is not None:
             landlock = sub.worker.landlock
         source = _Source(cells) if any(ex.forbid for ex in spec.exercises.values()) else None
         for ex in spec.exercises.values():
-            exercises.append(_grade_exercise(sub, ex, timeout, source, variant["exercises"].get(ex.label)))
+            exercises.append(
+                _grade_exercise(sub, ex, timeout, source, variant["exercises"].get(ex.label))
+            )
             if sub.worker is not None and sub.worker.landlock:
                 landlock = sub.worker.landlock
     finally:
@@ -1141,7 +1413,11 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
         description += f" + {landlock}"
     cell_states = {c.status for c in cells}
     outcomes = {t["outcome"] for e in exercises for t in e["tests"]}
-    if "timeout" in cell_states or "timeout" in outcomes or any(e["status"] == "timeout" for e in exercises):
+    if (
+        "timeout" in cell_states
+        or "timeout" in outcomes
+        or any(e["status"] == "timeout" for e in exercises)
+    ):
         status = "timed out"
     elif "crashed" in cell_states or "crashed" in outcomes:
         status = "crashed"
@@ -1154,17 +1430,39 @@ def grade(path, *, chapter: str | None = None, timeout: float = 20.0, cell_timeo
         "score": sum(e["score"] for e in exercises),
         "max_score": sum(e["max_score"] for e in exercises),
         "sandbox": description,
-        "limits": {"timeout": timeout, "cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout,
-                   "memory": limits.memory, "processes": limits.processes, "file_size": limits.file_size,
-                   "disk": limits.disk, "output": limits.output},
+        "limits": {
+            "timeout": timeout,
+            "cell_timeout": cell_timeout,
+            "notebook_timeout": notebook_timeout,
+            "memory": limits.memory,
+            "processes": limits.processes,
+            "file_size": limits.file_size,
+            "disk": limits.disk,
+            "output": limits.output,
+        },
         "exercises": exercises,
         "manual": [{"label": e["label"], "what": e["manual"]} for e in exercises if e["manual"]],
         "review": [e["label"] for e in exercises if e.get("review")],
         "variant": variant if variant["exercises"] else None,
-        "cells": [{"cell": c.index, "status": c.status, "error": c.error, **({"restored": True} if c.restored
-                                                                               else {})} for c in cells],
-        "shared_cells": ({"cells": sub.restored, "reference": prefix.reference, "digest": prefix.digest,
-                          "error": sub.prefix_error} if shared else None),
+        "cells": [
+            {
+                "cell": c.index,
+                "status": c.status,
+                "error": c.error,
+                **({"restored": True} if c.restored else {}),
+            }
+            for c in cells
+        ],
+        "shared_cells": (
+            {
+                "cells": sub.restored,
+                "reference": prefix.reference,
+                "digest": prefix.digest,
+                "error": sub.prefix_error,
+            }
+            if shared
+            else None
+        ),
         "workers_started": sub.workers_started,
     }
 
@@ -1180,7 +1478,9 @@ def _variant_of(nb: dict, spec: Chapter, student: str | None, secret: bytes | No
     from .notebook import submitted_variant_values
 
     declared = [label for label, ex in spec.exercises.items() if ex.draw is not None]
-    meta = nb.get("metadata", {}).get("coursework") if isinstance(nb.get("metadata"), dict) else None
+    meta = (
+        nb.get("metadata", {}).get("coursework") if isinstance(nb.get("metadata"), dict) else None
+    )
     data = meta.get("variant") if isinstance(meta, dict) else None
     status, named = _variants.verify_record(data, secret, spec.name)
     notes = []
@@ -1190,20 +1490,32 @@ def _variant_of(nb: dict, spec: Chapter, student: str | None, secret: bytes | No
         student, source = named, "the notebook's signed record"
     else:
         source = "published (no course secret)" if secret is None else "published (no student id)"
-    exercises = _variants.chapter_values(spec, student if secret else None, secret) if declared else {}
+    exercises = (
+        _variants.chapter_values(spec, student if secret else None, secret) if declared else {}
+    )
     if declared:
         if status == "invalid":
             notes.append("the notebook's variant record was altered or signed with another secret")
         elif status == "valid" and named != student:
-            notes.append(f"this notebook was issued to another student ({clean_text(named, 100)!r})")
+            notes.append(
+                f"this notebook was issued to another student ({clean_text(named, 100)!r})"
+            )
         elif status == "malformed":
             notes.append("the notebook's variant record is malformed")
         shown = submitted_variant_values(nb)
         for label, values in exercises.items():
             if label in shown and shown[label] != values:
-                notes.append(f"the numbers in the variant cell of {label} are not the ones graded "
-                             f"({clean_text(repr(shown[label]), 200)} instead of {clean_text(repr(values), 200)})")
-    return {"student": student, "source": source, "record": status, "exercises": exercises, "notes": notes}
+                notes.append(
+                    f"the numbers in the variant cell of {label} are not the ones graded "
+                    f"({clean_text(repr(shown[label]), 200)} instead of {clean_text(repr(values), 200)})"
+                )
+    return {
+        "student": student,
+        "source": source,
+        "record": status,
+        "exercises": exercises,
+        "notes": notes,
+    }
 
 
 def sandbox_check() -> str:
@@ -1235,6 +1547,7 @@ def format_report(report: dict) -> str:
     submission's file name) is escaped to printable ASCII and shown only on lines
     that start with ``|``, so it cannot draw or hide a line of the table.
     """
+
     def pts(x):
         return f"{x:g}"
 
@@ -1249,13 +1562,17 @@ def format_report(report: dict) -> str:
             lines.append("           ! check by hand:")
             lines += _fenced(note)
     for e in report["exercises"]:
-        lines.append(f"  {e['label']:<8} {e['title'][:44]:<44} {pts(e['score']):>4} / {pts(e['max_score'])}")
+        lines.append(
+            f"  {e['label']:<8} {e['title'][:44]:<44} {pts(e['score']):>4} / {pts(e['max_score'])}"
+        )
         for t in e["tests"]:
             if not t["passed"]:
                 lines.append(f"           - {t['name'][:80]}:")
                 lines += _fenced(t["message"])
         if e["note"]:
-            lines.append("           ! " + ("to check by hand:" if e.get("review") else "0 points:"))
+            lines.append(
+                "           ! " + ("to check by hand:" if e.get("review") else "0 points:")
+            )
             lines += _fenced(e["note"])
     failed = [c for c in report["cells"] if c["status"] != "ok"]
     if failed:

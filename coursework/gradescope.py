@@ -124,7 +124,11 @@ def requirements(run_txt: Path = ROOT / "requirements" / "run.txt") -> str:
 
     from packaging.requirements import Requirement
 
-    lines = [ln.strip() for ln in run_txt.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in run_txt.read_text().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     pinned = {_canonical(ln.split("==")[0]) for ln in lines}
     extra, todo = {}, ["ipython", "nbformat"]
     while todo:
@@ -141,25 +145,44 @@ def requirements(run_txt: Path = ROOT / "requirements" / "run.txt") -> str:
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue
             todo.append(req.name)
-    header = ["# The learner's pinned set (requirements/run.txt) and, below it, what the grader adds.",
-              "# torch is installed first from PyTorch's CPU index by setup.sh."]
-    return "\n".join(header + lines + ["# the grader: IPython (runs the cells) and nbformat (student versions)"]
-                     + sorted(extra.values(), key=str.lower)) + "\n"
+    header = [
+        "# The learner's pinned set (requirements/run.txt) and, below it, what the grader adds.",
+        "# torch is installed first from PyTorch's CPU index by setup.sh.",
+    ]
+    return (
+        "\n".join(
+            header
+            + lines
+            + ["# the grader: IPython (runs the cells) and nbformat (student versions)"]
+            + sorted(extra.values(), key=str.lower)
+        )
+        + "\n"
+    )
 
 
 # --- the bundle -----------------------------------------------------------------------------------
 
 
 def _add(zf: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -> None:
-    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))   # fixed: the same inputs give the same zip
+    info = zipfile.ZipInfo(
+        name, date_time=(2020, 1, 1, 0, 0, 0)
+    )  # fixed: the same inputs give the same zip
     info.external_attr = (0o100000 | mode) << 16
     info.compress_type = zipfile.ZIP_DEFLATED
     zf.writestr(info, data)
 
 
-def write_bundle(chapter: str, out: Path, *, tests_dir: Path | None = None, secret: bytes | None = None,
-                 student_field: str = "email", options: dict | None = None, if_no_sandbox: str = "refuse",
-                 visibility: str = "visible") -> Path:
+def write_bundle(
+    chapter: str,
+    out: Path,
+    *,
+    tests_dir: Path | None = None,
+    secret: bytes | None = None,
+    student_field: str = "email",
+    options: dict | None = None,
+    if_no_sandbox: str = "refuse",
+    visibility: str = "visible",
+) -> Path:
     """Write Gradescope's autograder zip for ``chapter`` to ``out``; return ``out``.
 
     Args:
@@ -186,13 +209,21 @@ def write_bundle(chapter: str, out: Path, *, tests_dir: Path | None = None, secr
     tests_dir = Path(tests_dir) if tests_dir is not None else grader.TESTS_DIR
     chapters = grader.load_chapters(tests_dir)
     if chapter not in chapters:
-        raise grader.GradingError(f"no hidden tests for chapter {chapter!r} in {tests_dir}; known: "
-                                  f"{', '.join(sorted(chapters))}")
+        raise grader.GradingError(
+            f"no hidden tests for chapter {chapter!r} in {tests_dir}; known: "
+            f"{', '.join(sorted(chapters))}"
+        )
     options = {"timeout": 20.0, "cell_timeout": 120.0, "notebook_timeout": 900.0, **(options or {})}
     for key in ("timeout", "cell_timeout", "notebook_timeout"):
         options[key] = grader._positive(key, options[key])
-    config = {"chapter": chapter, "student_field": student_field, "if_no_sandbox": if_no_sandbox,
-              "visibility": visibility, "grader": grader.VERSION, **options}
+    config = {
+        "chapter": chapter,
+        "student_field": student_field,
+        "if_no_sandbox": if_no_sandbox,
+        "visibility": visibility,
+        "grader": grader.VERSION,
+        **options,
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -224,7 +255,9 @@ def _find_notebook(folder: Path, chapter: str) -> tuple[Path | None, str]:
     found = []
     for top, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
-        found += [Path(top) / f for f in sorted(files) if f.endswith(".ipynb") and not f.startswith(".")]
+        found += [
+            Path(top) / f for f in sorted(files) if f.endswith(".ipynb") and not f.startswith(".")
+        ]
     named = [p for p in found if p.name == f"{chapter}.ipynb"]
     if len(named) == 1:
         return named[0], ""
@@ -232,8 +265,10 @@ def _find_notebook(folder: Path, chapter: str) -> tuple[Path | None, str]:
         return found[0], ""
     if not found:
         return None, f"no notebook (.ipynb) in the submission: submit your {chapter}.ipynb"
-    return None, (f"{len(found)} notebooks in the submission and none (or several) named {chapter}.ipynb: "
-                  "submit only your notebook")
+    return None, (
+        f"{len(found)} notebooks in the submission and none (or several) named {chapter}.ipynb: "
+        "submit only your notebook"
+    )
 
 
 def _student_id(root: Path, field: str) -> str | None:
@@ -267,26 +302,53 @@ def results_for(report: dict, visibility: str = "visible", seconds: float = 0.0)
             lines.append(f"Graded by hand, not in this score: {e['manual']}")
         if e.get("variant"):
             lines.append(f"Your numbers: {json.dumps(e['variant'])}")
-        tests.append({"name": f"{e['label']}: {e['title']}", "score": float(e["score"]),
-                      "max_score": float(e["max_score"]), "output": "\n".join(lines), "visibility": visibility})
-    summary = [f"Chapter {report['chapter']}: {report['score']:g} of {report['max_score']:g} points graded "
-               f"automatically ({report['status']})."]
+        tests.append(
+            {
+                "name": f"{e['label']}: {e['title']}",
+                "score": float(e["score"]),
+                "max_score": float(e["max_score"]),
+                "output": "\n".join(lines),
+                "visibility": visibility,
+            }
+        )
+    summary = [
+        f"Chapter {report['chapter']}: {report['score']:g} of {report['max_score']:g} points graded "
+        f"automatically ({report['status']})."
+    ]
     if report["manual"]:
-        summary.append("Graded by hand later: " + "; ".join(f"{m['label']}: {m['what']}" for m in report["manual"]))
+        summary.append(
+            "Graded by hand later: "
+            + "; ".join(f"{m['label']}: {m['what']}" for m in report["manual"])
+        )
     failed = [c for c in report["cells"] if c["status"] != "ok"]
     for c in failed[:10]:
         summary.append(f"Cell {c['cell']} ({c['status']}): {c['error'] or ''}")
     variant = report.get("variant") or {}
     summary += [f"Note: {n}" for n in variant.get("notes", [])]
-    return {"score": float(report["score"]), "execution_time": int(round(seconds)), "output": "\n".join(summary),
-            "stdout_visibility": "hidden", "tests": tests,
-            "extra_data": {"chapter": report["chapter"], "status": report["status"], "sandbox": report["sandbox"],
-                           "student": variant.get("student"), "review": report.get("review", [])}}
+    return {
+        "score": float(report["score"]),
+        "execution_time": int(round(seconds)),
+        "output": "\n".join(summary),
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": {
+            "chapter": report["chapter"],
+            "status": report["status"],
+            "sandbox": report["sandbox"],
+            "student": variant.get("student"),
+            "review": report.get("review", []),
+        },
+    }
 
 
 def _failure(message: str, seconds: float) -> dict:
-    return {"score": 0.0, "execution_time": int(round(seconds)), "output": message, "stdout_visibility": "hidden",
-            "tests": []}
+    return {
+        "score": 0.0,
+        "execution_time": int(round(seconds)),
+        "output": message,
+        "stdout_visibility": "hidden",
+        "tests": [],
+    }
 
 
 def run_autograder(root: Path, source: Path | None = None) -> int:
@@ -308,29 +370,45 @@ def run_autograder(root: Path, source: Path | None = None) -> int:
             secret_file = source / "secret"
             secret = secret_file.read_bytes().strip() if secret_file.exists() else None
             student = _student_id(root, config.get("student_field", "email"))
-            kwargs = {"chapter": chapter, "tests_dir": source / "hidden", "student": student, "secret": secret or None,
-                      "timeout": config["timeout"], "cell_timeout": config["cell_timeout"],
-                      "notebook_timeout": config["notebook_timeout"]}
+            kwargs = {
+                "chapter": chapter,
+                "tests_dir": source / "hidden",
+                "student": student,
+                "secret": secret or None,
+                "timeout": config["timeout"],
+                "cell_timeout": config["cell_timeout"],
+                "notebook_timeout": config["notebook_timeout"],
+            }
             try:
                 try:
                     report = grader.grade(notebook, **kwargs)
                 except grader.NoSandbox as exc:
                     if config.get("if_no_sandbox") != "unsandboxed":
                         raise
-                    print(f"WARNING: {exc}; grading WITHOUT the sandbox (if_no_sandbox = unsandboxed)")
+                    print(
+                        f"WARNING: {exc}; grading WITHOUT the sandbox (if_no_sandbox = unsandboxed)"
+                    )
                     report = grader.grade(notebook, sandbox=False, **kwargs)
                 print(grader.format_report(report))
-                data = results_for(report, config.get("visibility", "visible"), time.monotonic() - started)
+                data = results_for(
+                    report, config.get("visibility", "visible"), time.monotonic() - started
+                )
             except grader.NoSandbox as exc:
                 print(f"error: {exc}")
-                data = _failure("The autograder could not start its sandbox on this machine, so your notebook was "
-                                "not run. Your instructor has been told; nothing is wrong with your submission.",
-                                time.monotonic() - started)
+                data = _failure(
+                    "The autograder could not start its sandbox on this machine, so your notebook was "
+                    "not run. Your instructor has been told; nothing is wrong with your submission.",
+                    time.monotonic() - started,
+                )
             except grader.GradingError as exc:
-                data = _failure(f"Your notebook could not be graded: {clean_text(str(exc), 500)}",
-                                time.monotonic() - started)
+                data = _failure(
+                    f"Your notebook could not be graded: {clean_text(str(exc), 500)}",
+                    time.monotonic() - started,
+                )
     except Exception:
-        traceback.print_exc()   # Gradescope shows the autograder's stdout to the instructor only
-        data = _failure("The autograder failed; your instructor has been told.", time.monotonic() - started)
+        traceback.print_exc()  # Gradescope shows the autograder's stdout to the instructor only
+        data = _failure(
+            "The autograder failed; your instructor has been told.", time.monotonic() - started
+        )
     write_atomic(results, json.dumps(data, indent=2, ensure_ascii=True) + "\n")
     return 0

@@ -24,9 +24,20 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["ExerciseBlock", "FormatError", "VariantCell", "check_variants", "exercise_labels", "parse_exercises",
-           "set_variant_values", "student_notebook", "strip_solution", "submitted_variant_values",
-           "variant_cells", "write_student_versions"]
+__all__ = [
+    "ExerciseBlock",
+    "FormatError",
+    "VariantCell",
+    "check_variants",
+    "exercise_labels",
+    "parse_exercises",
+    "set_variant_values",
+    "student_notebook",
+    "strip_solution",
+    "submitted_variant_values",
+    "variant_cells",
+    "write_student_versions",
+]
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 _FENCE = r"^\s*(?:`{3,}|:{3,})"
@@ -51,9 +62,9 @@ class FormatError(ValueError):
 class ExerciseBlock:
     label: str
     title: str
-    cell: int                      # index of the {exercise} markdown cell
+    cell: int  # index of the {exercise} markdown cell
     solution: tuple[int, int] | None = None  # indices of the solution-start and solution-end cells
-    code_cells: list[int] = field(default_factory=list)   # solution cells with markers
+    code_cells: list[int] = field(default_factory=list)  # solution cells with markers
     given_cells: list[int] = field(default_factory=list)  # code cells without markers: kept whole
 
 
@@ -92,7 +103,11 @@ def first_exercise_cell(nb) -> int | None:
     """The index of a notebook's first exercise cell (markdown, by metadata or directive); never raises."""
     cells = nb.get("cells") if isinstance(nb, dict) else None
     for i, cell in enumerate(cells if isinstance(cells, list) else []):
-        if isinstance(cell, dict) and cell.get("cell_type") == "markdown" and exercise_labels({"cells": [cell]}):
+        if (
+            isinstance(cell, dict)
+            and cell.get("cell_type") == "markdown"
+            and exercise_labels({"cells": [cell]})
+        ):
             return i
     return None
 
@@ -124,12 +139,16 @@ def _parse_portable(nb) -> list[ExerciseBlock]:
         label = meta.get("exercise")
         if label is not None:
             if cell.cell_type != "markdown" or not isinstance(label, str):
-                raise FormatError(f"cell {i}: an exercise label must be a string on a markdown cell")
+                raise FormatError(
+                    f"cell {i}: an exercise label must be a string on a markdown cell"
+                )
             if label in blocks:
                 raise FormatError(f"cell {i}: exercise label {label!r} used twice")
             head = _HEADING.match(src.split("\n", 1)[0])
             if not head:
-                raise FormatError(f"cell {i}: exercise {label!r} must start with '### Exercise N.M: Title'")
+                raise FormatError(
+                    f"cell {i}: exercise {label!r} must start with '### Exercise N.M: Title'"
+                )
             blocks[label] = ExerciseBlock(label, head["title"], i)
             numbers[label] = head["number"]
         sol = meta.get("solution")
@@ -137,7 +156,9 @@ def _parse_portable(nb) -> list[ExerciseBlock]:
             if current is not None:
                 _close_solution(blocks[current], i - 1)
                 current = None
-            if cell.cell_type == "code" and any(ln.strip() in (BEGIN, END) for ln in src.splitlines()):
+            if cell.cell_type == "code" and any(
+                ln.strip() in (BEGIN, END) for ln in src.splitlines()
+            ):
                 raise FormatError(f"cell {i}: {BEGIN!r} outside a solution")
             continue
         if sol != current:
@@ -147,10 +168,14 @@ def _parse_portable(nb) -> list[ExerciseBlock]:
                 raise FormatError(f"cell {i}: solution of unknown exercise {sol!r}")
             if blocks[sol].solution is not None:
                 raise FormatError(f"cell {i}: exercise {sol!r} has two solutions")
-            head = _SOL_HEADING.match(src.split("\n", 1)[0]) if cell.cell_type == "markdown" else None
+            head = (
+                _SOL_HEADING.match(src.split("\n", 1)[0]) if cell.cell_type == "markdown" else None
+            )
             if not head or head["number"] != numbers[sol]:
-                raise FormatError(f"cell {i}: the solution of {sol!r} must start with a markdown cell "
-                                  f"'#### Solution to Exercise {numbers[sol]}'")
+                raise FormatError(
+                    f"cell {i}: the solution of {sol!r} must start with a markdown cell "
+                    f"'#### Solution to Exercise {numbers[sol]}'"
+                )
             blocks[sol].solution = (i, i)
             current = sol
         if cell.cell_type == "code":
@@ -166,8 +191,10 @@ def _parse_portable(nb) -> list[ExerciseBlock]:
 def _close_solution(block: ExerciseBlock, last: int) -> None:
     block.solution = (block.solution[0], last)
     if block.given_cells and not block.code_cells:
-        raise FormatError(f"cell {last}: the solution of {block.label!r} has code cells but no "
-                          f"{BEGIN!r} marker in any of them, so all of it would leak")
+        raise FormatError(
+            f"cell {last}: the solution of {block.label!r} has code cells but no "
+            f"{BEGIN!r} marker in any of them, so all of it would leak"
+        )
 
 
 def parse_exercises(nb) -> list[ExerciseBlock]:
@@ -189,14 +216,20 @@ def parse_exercises(nb) -> list[ExerciseBlock]:
                     raise FormatError(f"cell {i}: an {{exercise}} without a :label:")
                 if label["label"] in blocks:
                     raise FormatError(f"cell {i}: exercise label {label['label']!r} used twice")
-                blocks[label["label"]] = ExerciseBlock(label["label"], _EXERCISE.search(src)["title"].strip(), i)
+                blocks[label["label"]] = ExerciseBlock(
+                    label["label"], _EXERCISE.search(src)["title"].strip(), i
+                )
             start, end = _SOL_START.search(src), _SOL_END.search(src)
             if start:
                 if open_label is not None:
-                    raise FormatError(f"cell {i}: solution of {start['label']!r} starts inside "
-                                      f"the solution of {open_label!r}")
+                    raise FormatError(
+                        f"cell {i}: solution of {start['label']!r} starts inside "
+                        f"the solution of {open_label!r}"
+                    )
                 if start["label"] not in blocks:
-                    raise FormatError(f"cell {i}: solution-start for unknown exercise {start['label']!r}")
+                    raise FormatError(
+                        f"cell {i}: solution-start for unknown exercise {start['label']!r}"
+                    )
                 if blocks[start["label"]].solution is not None:
                     raise FormatError(f"cell {i}: exercise {start['label']!r} has two solutions")
                 open_label, open_at = start["label"], i
@@ -205,8 +238,10 @@ def parse_exercises(nb) -> list[ExerciseBlock]:
                     raise FormatError(f"cell {i}: solution-end without solution-start")
                 blocks[open_label].solution = (open_at, i)
                 if blocks[open_label].given_cells and not blocks[open_label].code_cells:
-                    raise FormatError(f"cell {i}: the solution of {open_label!r} has code cells but no "
-                                      f"{BEGIN!r} marker in any of them, so all of it would leak")
+                    raise FormatError(
+                        f"cell {i}: the solution of {open_label!r} has code cells but no "
+                        f"{BEGIN!r} marker in any of them, so all of it would leak"
+                    )
                 open_label = None
         elif cell.cell_type == "code":
             has_marker = any(line.strip() in (BEGIN, END) for line in src.splitlines())
@@ -282,11 +317,14 @@ def strip_solution(source: str, label: str, later_code: str = "") -> str:
             j += 1
         if j == len(lines):
             raise FormatError(f"{label}: {BEGIN!r} without {END!r}")
-        block = [ln[len(indent):] if ln.startswith(indent) else ln for ln in lines[i + 1 : j]]
+        block = [ln[len(indent) :] if ln.startswith(indent) else ln for ln in lines[i + 1 : j]]
         used = _names_used_after(lines[j + 1 :]) | _names_used_after(later_code.splitlines())
         wanted = [n for n in _assigned_names(block) if n in used] if not indent else []
         if wanted:
-            out += [f"{indent}{n} = ...  # Exercise {label}: replace ... with your answer" for n in wanted]
+            out += [
+                f"{indent}{n} = ...  # Exercise {label}: replace ... with your answer"
+                for n in wanted
+            ]
         else:
             out.append(f'{indent}raise NotImplementedError("Exercise {label}")')
         i = j + 1
@@ -303,8 +341,10 @@ def _clear(cell) -> None:
 # --- variant cells: an exercise's per-student numbers ---------------------------------------------
 
 # what the glue(...) calls of a variant cell may use to format a value (the chapter is trusted code)
-_GLUE_BUILTINS = {f.__name__: f for f in (round, str, int, float, abs, len, min, max, sum, format, tuple, list,
-                                          sorted, repr)}
+_GLUE_BUILTINS = {
+    f.__name__: f
+    for f in (round, str, int, float, abs, len, min, max, sum, format, tuple, list, sorted, repr)
+}
 
 
 @dataclass
@@ -314,7 +354,7 @@ class VariantCell:
     label: str
     cell: int
     values: dict
-    glues: list   # [(glue name, expression source)]
+    glues: list  # [(glue name, expression source)]
 
 
 def _variant_label(cell) -> str | None:
@@ -331,27 +371,41 @@ def _parse_variant_source(source: str, where: str) -> tuple[dict, list]:
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             name = node.targets[0].id
             try:
                 value = ast.literal_eval(node.value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                raise FormatError(f"{where}: {name} must be assigned a literal (a number, string, list "
-                                  f"or tuple), not an expression") from None
+                raise FormatError(
+                    f"{where}: {name} must be assigned a literal (a number, string, list "
+                    f"or tuple), not an expression"
+                ) from None
             if name in values:
                 raise FormatError(f"{where}: {name} is assigned twice")
             values[name] = value
             continue
         call = node.value if isinstance(node, ast.Expr) else None
         func = call.func if isinstance(call, ast.Call) else None
-        if func is not None and (getattr(func, "id", None) == "glue" or getattr(func, "attr", None) == "glue"):
-            if len(call.args) != 2 or call.keywords or not isinstance(call.args[0], ast.Constant) \
-                    or not isinstance(call.args[0].value, str):
-                raise FormatError(f"{where}: write glue calls as glue(\"name\", expression)")
+        if func is not None and (
+            getattr(func, "id", None) == "glue" or getattr(func, "attr", None) == "glue"
+        ):
+            if (
+                len(call.args) != 2
+                or call.keywords
+                or not isinstance(call.args[0], ast.Constant)
+                or not isinstance(call.args[0].value, str)
+            ):
+                raise FormatError(f'{where}: write glue calls as glue("name", expression)')
             glues.append((call.args[0].value, ast.get_source_segment(source, call.args[1])))
             continue
-        raise FormatError(f"{where}: a variant cell holds only plain assignments `name = <literal>`, "
-                          f"glue(\"name\", ...) calls and imports; line {node.lineno} is something else")
+        raise FormatError(
+            f"{where}: a variant cell holds only plain assignments `name = <literal>`, "
+            f'glue("name", ...) calls and imports; line {node.lineno} is something else'
+        )
     if not values:
         raise FormatError(f"{where}: a variant cell assigns no value")
     return values, glues
@@ -382,7 +436,9 @@ def variant_cells(nb) -> dict[str, VariantCell]:
         if label in found:
             raise FormatError(f"{where}: exercise {label!r} has two variant cells")
         if i in in_solution or _course_meta(cell).get("solution") is not None:
-            raise FormatError(f"{where}: a variant cell must not be part of a solution (students need it)")
+            raise FormatError(
+                f"{where}: a variant cell must not be part of a solution (students need it)"
+            )
         values, glues = _parse_variant_source(_source(cell), where)
         found[label] = VariantCell(label, i, values, glues)
     return found
@@ -397,11 +453,20 @@ def set_variant_values(source: str, values: dict) -> str:
         starts.append(starts[-1] + len(line.encode("utf-8")))
     edits = []
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and node.targets[0].id in values:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id in values
+        ):
             v = node.value
-            edits.append((starts[v.lineno - 1] + v.col_offset, starts[v.end_lineno - 1] + v.end_col_offset,
-                          repr(values[node.targets[0].id])))
+            edits.append(
+                (
+                    starts[v.lineno - 1] + v.col_offset,
+                    starts[v.end_lineno - 1] + v.end_col_offset,
+                    repr(values[node.targets[0].id]),
+                )
+            )
     for start, end, text in sorted(edits, reverse=True):
         data = data[:start] + text.encode("utf-8") + data[end:]
     return data.decode("utf-8")
@@ -411,10 +476,14 @@ def _glue_values(cell: VariantCell, values: dict) -> dict:
     out = {}
     for name, expr in cell.glues:
         try:
-            out[name] = eval(expr, {"__builtins__": _GLUE_BUILTINS, **values})   # the chapter's own code
+            out[name] = eval(
+                expr, {"__builtins__": _GLUE_BUILTINS, **values}
+            )  # the chapter's own code
         except Exception as exc:
-            raise FormatError(f"the variant cell of {cell.label!r}: glue({name!r}, {expr}) cannot be "
-                              f"computed from the cell's values ({type(exc).__name__}: {exc})") from None
+            raise FormatError(
+                f"the variant cell of {cell.label!r}: glue({name!r}, {expr}) cannot be "
+                f"computed from the cell's values ({type(exc).__name__}: {exc})"
+            ) from None
     return out
 
 
@@ -441,24 +510,34 @@ def check_variants(nb, spec) -> list[str]:
     except FormatError as exc:
         return [str(exc)]
     problems = []
-    declared = {label: ex for label, ex in (spec.exercises.items() if spec else []) if ex.draw is not None}
+    declared = {
+        label: ex for label, ex in (spec.exercises.items() if spec else []) if ex.draw is not None
+    }
     for label, cell in cells.items():
         ex = declared.get(label)
         if ex is None:
-            problems.append(f"cell {cell.cell}: a variant cell for {label!r}, but the hidden tests declare no "
-                            f"variants for it")
+            problems.append(
+                f"cell {cell.cell}: a variant cell for {label!r}, but the hidden tests declare no "
+                f"variants for it"
+            )
             continue
         if set(cell.values) != set(ex.published):
-            problems.append(f"cell {cell.cell}: the variant cell of {label!r} assigns {sorted(cell.values)}, "
-                            f"the hidden tests draw {sorted(ex.published)}")
+            problems.append(
+                f"cell {cell.cell}: the variant cell of {label!r} assigns {sorted(cell.values)}, "
+                f"the hidden tests draw {sorted(ex.published)}"
+            )
             continue
         for name, value in cell.values.items():
             if value != ex.published[name] or type(value) is not type(ex.published[name]):
-                problems.append(f"cell {cell.cell}: {name} = {value!r} in the book, but the hidden tests "
-                                f"publish {ex.published[name]!r}")
+                problems.append(
+                    f"cell {cell.cell}: {name} = {value!r} in the book, but the hidden tests "
+                    f"publish {ex.published[name]!r}"
+                )
     for label in sorted(set(declared) - set(cells)):
-        problems.append(f"exercise {label!r} has variants in the hidden tests but no variant cell "
-                        f"(metadata regcourse.variant = {label!r})")
+        problems.append(
+            f"exercise {label!r} has variants in the hidden tests but no variant cell "
+            f"(metadata regcourse.variant = {label!r})"
+        )
     return problems
 
 
@@ -477,7 +556,12 @@ def submitted_variant_values(nb) -> dict[str, dict]:
         src = cell.get("source", "")
         if isinstance(src, list) and all(isinstance(x, str) for x in src):
             src = "".join(src)
-        if not isinstance(label, str) or not isinstance(src, str) or len(src) > 100_000 or label in out:
+        if (
+            not isinstance(label, str)
+            or not isinstance(src, str)
+            or len(src) > 100_000
+            or label in out
+        ):
             continue
         try:
             tree = ast.parse(src)
@@ -485,7 +569,11 @@ def submitted_variant_values(nb) -> dict[str, dict]:
             continue
         values = {}
         for node in tree.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
                 try:
                     values[node.targets[0].id] = ast.literal_eval(node.value)
                 except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -510,8 +598,10 @@ def student_notebook(nb, chapter: str, variant: dict | None = None):
     if variant is not None:
         given = set(variant.get("exercises", {}))
         if given != set(vcells):
-            raise FormatError(f"the variant gives numbers for {sorted(given)}, the chapter's variant cells "
-                              f"are {sorted(vcells)}")
+            raise FormatError(
+                f"the variant gives numbers for {sorted(given)}, the chapter's variant cells "
+                f"are {sorted(vcells)}"
+            )
     drop: set[int] = set()
     label_of: dict[int, str] = {}
     for b in blocks:
@@ -527,8 +617,10 @@ def student_notebook(nb, chapter: str, variant: dict | None = None):
         for label, cell in vcells.items():
             values = variant["exercises"][label]
             if set(values) != set(cell.values):
-                raise FormatError(f"the variant of {label!r} names {sorted(values)}, its cell assigns "
-                                  f"{sorted(cell.values)}")
+                raise FormatError(
+                    f"the variant of {label!r} names {sorted(values)}, its cell assigns "
+                    f"{sorted(cell.values)}"
+                )
             glued.update(_glue_values(cell, values))
     variant_at = {cell.cell: label for label, cell in vcells.items()}
     cells = []
@@ -547,8 +639,14 @@ def student_notebook(nb, chapter: str, variant: dict | None = None):
         _clear(cell)
         cells.append(cell)
     note = nbformat.v4.new_markdown_cell(STUDENT_NOTE)
-    first_heading = next((k for k, c in enumerate(cells) if c.cell_type == "markdown"
-                          and _source(c).lstrip().startswith("# ")), -1)
+    first_heading = next(
+        (
+            k
+            for k, c in enumerate(cells)
+            if c.cell_type == "markdown" and _source(c).lstrip().startswith("# ")
+        ),
+        -1,
+    )
     cells.insert(first_heading + 1, note)
     nb.cells = cells
     keep = {k: nb.metadata[k] for k in ("kernelspec", "language_info") if k in nb.metadata}
@@ -560,8 +658,9 @@ def student_notebook(nb, chapter: str, variant: dict | None = None):
     return nb
 
 
-def write_student_versions(paths, out: Path, *, students=None, secret: bytes | None = None,
-                           chapters: dict | None = None) -> list[Path]:
+def write_student_versions(
+    paths, out: Path, *, students=None, secret: bytes | None = None, chapters: dict | None = None
+) -> list[Path]:
     """Write the student versions of chapter notebooks; return the written paths.
 
     Without ``students``: ``out/<chapter>.ipynb``, with the book's numbers. With a list of
@@ -574,8 +673,10 @@ def write_student_versions(paths, out: Path, *, students=None, secret: bytes | N
 
     out = Path(out)
     if students is not None and secret is None:
-        raise ValueError("per-student notebooks need the course secret (--secret-file, --secret or "
-                         "COURSEWORK_SECRET)")
+        raise ValueError(
+            "per-student notebooks need the course secret (--secret-file, --secret or "
+            "COURSEWORK_SECRET)"
+        )
     notebooks = []
     for path in paths:
         path = Path(path)
@@ -591,7 +692,9 @@ def write_student_versions(paths, out: Path, *, students=None, secret: bytes | N
             for student in students:
                 values = chapter_values(spec, student, secret) if spec is not None else {}
                 rec = record(secret, path.stem, student, values)
-                notebooks.append((out / safe_name(student) / path.name, student_notebook(nb, path.stem, rec)))
+                notebooks.append(
+                    (out / safe_name(student) / path.name, student_notebook(nb, path.stem, rec))
+                )
         except FormatError as exc:
             raise FormatError(f"{path}: {exc}") from None
     written = []

@@ -23,20 +23,51 @@ import math
 import re
 import unicodedata
 
-__all__ = ["BadReply", "LineReader", "Other", "clean_text", "decode_value", "parse_reply",
-           "MAX_LINE", "MAX_ELEMENTS", "MAX_DEPTH"]
+__all__ = [
+    "BadReply",
+    "LineReader",
+    "Other",
+    "clean_text",
+    "decode_value",
+    "parse_reply",
+    "MAX_LINE",
+    "MAX_ELEMENTS",
+    "MAX_DEPTH",
+]
 
-MAX_LINE = 8 << 20          # bytes in one reply line
-MAX_ELEMENTS = 200_000      # numbers, strings and containers in one reply
-MAX_DEPTH = 32              # nesting of containers in a value
-MAX_STRING = 1 << 20        # characters in one string of a value
-MAX_DIMS = 16               # dimensions of a tensor or array
-MAX_INT_DIGITS = 400        # digits of a "bigint"
+MAX_LINE = 8 << 20  # bytes in one reply line
+MAX_ELEMENTS = 200_000  # numbers, strings and containers in one reply
+MAX_DEPTH = 32  # nesting of containers in a value
+MAX_STRING = 1 << 20  # characters in one string of a value
+MAX_DIMS = 16  # dimensions of a tensor or array
+MAX_INT_DIGITS = 400  # digits of a "bigint"
 
-TORCH_DTYPES = {"torch.float16", "torch.bfloat16", "torch.float32", "torch.float64", "torch.int8",
-                "torch.int16", "torch.int32", "torch.int64", "torch.uint8", "torch.bool"}
-NUMPY_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
-                "uint32", "uint64", "bool"}
+TORCH_DTYPES = {
+    "torch.float16",
+    "torch.bfloat16",
+    "torch.float32",
+    "torch.float64",
+    "torch.int8",
+    "torch.int16",
+    "torch.int32",
+    "torch.int64",
+    "torch.uint8",
+    "torch.bool",
+}
+NUMPY_DTYPES = {
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+}
 _INT_RANGE = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}
 _UINT_RANGE = {"uint8": 8, "uint16": 16, "uint32": 32, "uint64": 64}
 
@@ -77,7 +108,7 @@ class LineReader:
         self.max_line = max_line
         self._buffer = bytearray()
         self._discarding = False
-        self.dropped = 0   # over-long lines thrown away
+        self.dropped = 0  # over-long lines thrown away
 
     def feed(self, chunk: bytes) -> list[bytes]:
         lines = []
@@ -202,7 +233,7 @@ def decode_value(data, _depth: int = 0, _budget: _Budget | None = None):
         return _number(data, "a float")
     if kind == "bigint" and len(data) == 2:
         text = _string(data.get("value"), "a big integer", MAX_INT_DIGITS + 1)
-        if not re.fullmatch(r"-?[0-9]{1,%d}" % MAX_INT_DIGITS, text):
+        if not re.fullmatch(rf"-?[0-9]{{1,{MAX_INT_DIGITS}}}", text):
             raise BadReply("a big integer is malformed")
         return int(text)
     if kind == "tuple" and len(data) == 2 and isinstance(data.get("items"), list):
@@ -218,8 +249,10 @@ def decode_value(data, _depth: int = 0, _budget: _Budget | None = None):
     if kind in ("tensor", "ndarray") and set(data) == {"__t", "dtype", "shape", "data"}:
         return _decode_array(data, budget)
     if kind == "other" and set(data) <= {"__t", "type", "repr"}:
-        return Other(clean_text(_string(data.get("type", "?"), "a type name", 200), 100),
-                     clean_text(_string(data.get("repr", ""), "a repr", 10_000), 200))
+        return Other(
+            clean_text(_string(data.get("type", "?"), "a type name", 200), 100),
+            clean_text(_string(data.get("repr", ""), "a repr", 10_000), 200),
+        )
     raise BadReply("a value of an unknown form")
 
 
@@ -228,8 +261,11 @@ def _decode_array(data: dict, budget: _Budget):
     allowed = TORCH_DTYPES if kind == "tensor" else NUMPY_DTYPES
     if not isinstance(dtype, str) or dtype not in allowed:
         raise BadReply(f"a {kind} of an unsupported dtype")
-    if not (isinstance(shape, list) and len(shape) <= MAX_DIMS
-            and all(_is_int(s) and 0 <= s <= MAX_ELEMENTS for s in shape)):
+    if not (
+        isinstance(shape, list)
+        and len(shape) <= MAX_DIMS
+        and all(_is_int(s) and 0 <= s <= MAX_ELEMENTS for s in shape)
+    ):
         raise BadReply(f"a {kind} with a malformed shape")
     size = math.prod(shape)
     if not isinstance(values, list) or len(values) != size or size > MAX_ELEMENTS:
@@ -274,10 +310,20 @@ def clean_text(text, limit: int = 500, ascii_only: bool = False) -> str:
     text = _SPACE.sub(" ", text[: 4 * limit + 64]).strip()
     out = []
     for ch in text:
-        if ch.isprintable() and not (ascii_only and ord(ch) > 126) and unicodedata.category(ch) not in ("Cf", "Cs"):
+        if (
+            ch.isprintable()
+            and not (ascii_only and ord(ch) > 126)
+            and unicodedata.category(ch) not in ("Cf", "Cs")
+        ):
             out.append(ch)
         else:
             code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}" if code < 65536 else f"\\U{code:08x}")
+            out.append(
+                f"\\x{code:02x}"
+                if code < 256
+                else f"\\u{code:04x}"
+                if code < 65536
+                else f"\\U{code:08x}"
+            )
     text = "".join(out)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -41,10 +41,10 @@ from pathlib import Path
 __all__ = ["Limits", "SandboxUnavailable", "WorkerProcess", "check", "start"]
 
 WORKER = Path(__file__).resolve().parent / "_worker.py"
-INSIDE_WORKER = "/opt/coursework/worker.py"   # where the worker script appears in the sandbox
-SCRATCH = "/tmp"                               # the worker's scratch folder, home and cwd in the sandbox
-INSIDE_UID = 1000                              # the student's uid and gid as seen inside
-NOBODY = 65534                                 # the host uid/gid bwrap runs as when the grader is root
+INSIDE_WORKER = "/opt/coursework/worker.py"  # where the worker script appears in the sandbox
+SCRATCH = "/tmp"  # the worker's scratch folder, home and cwd in the sandbox
+INSIDE_UID = 1000  # the student's uid and gid as seen inside
+NOBODY = 65534  # the host uid/gid bwrap runs as when the grader is root
 
 
 class SandboxUnavailable(RuntimeError):
@@ -97,9 +97,14 @@ def _tools() -> dict[str, str]:
     for name in names:
         path = shutil.which(name)
         if path is None:
-            what = "bubblewrap (bwrap) is not installed" if name == "bwrap" else (
-                f"`{name}` (util-linux) is not installed; the grader running as root needs it to start "
-                "the sandbox as an unprivileged user")
+            what = (
+                "bubblewrap (bwrap) is not installed"
+                if name == "bwrap"
+                else (
+                    f"`{name}` (util-linux) is not installed; the grader running as root needs it to start "
+                    "the sandbox as an unprivileged user"
+                )
+            )
             raise SandboxUnavailable(what)
         found[name] = path
     return found
@@ -109,8 +114,14 @@ def _tools() -> dict[str, str]:
 def _version(bwrap: str) -> tuple[int, ...]:
     """bubblewrap's version as numbers, e.g. (0, 8, 0); () if it does not say."""
     try:
-        text = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL, check=False).stdout
+        text = subprocess.run(
+            [bwrap, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise SandboxUnavailable(f"bubblewrap does not run: {exc}") from None
     found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
@@ -129,8 +140,14 @@ def check() -> str:
         if key in _checked:
             return _checked[key]
         version = _version(tools["bwrap"])
-        proc = start([sys.executable, "-S", "-c", "pass"], env={}, pass_fds=(), stdout=subprocess.PIPE,
-                     limits=Limits(), tools=tools)
+        proc = start(
+            [sys.executable, "-S", "-c", "pass"],
+            env={},
+            pass_fds=(),
+            stdout=subprocess.PIPE,
+            limits=Limits(),
+            tools=tools,
+        )
         try:
             out, _ = proc.popen.communicate(timeout=60)
         except subprocess.TimeoutExpired:
@@ -171,7 +188,13 @@ def mounts() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
             links.append((os.readlink(top), top))
         elif os.path.isdir(top):
             binds.append((top, top))
-    for name in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/fonts"):
+    for name in (
+        "/etc/ld.so.cache",
+        "/etc/ld.so.conf",
+        "/etc/ld.so.conf.d",
+        "/etc/localtime",
+        "/etc/fonts",
+    ):
         if os.path.islink(name):
             links.append((os.readlink(name), name))
         elif os.path.exists(name):
@@ -202,7 +225,9 @@ def _font_cache() -> Path | None:
         from matplotlib import font_manager
     except ImportError:
         return None
-    path = Path(matplotlib.get_cachedir()) / f"fontlist-v{font_manager.FontManager.__version__}.json"
+    path = (
+        Path(matplotlib.get_cachedir()) / f"fontlist-v{font_manager.FontManager.__version__}.json"
+    )
     return path if path.is_file() else None
 
 
@@ -222,7 +247,7 @@ class WorkerProcess:
         bwrap process, whose death ends the PID namespace and all its processes;
         without the sandbox, the process group the grader created for the worker.
         """
-        if self.popen.returncode is None:     # not reaped yet, so the pid is still ours
+        if self.popen.returncode is None:  # not reaped yet, so the pid is still ours
             try:
                 if self._group:
                     os.killpg(self.popen.pid, 9)
@@ -255,8 +280,16 @@ exec "$SETPRIV" --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --b
 """
 
 
-def start(argv: list[str], *, env: dict[str, str], pass_fds, stdout, limits: Limits,
-          tools: dict[str, str] | None = None, files: dict[str, int] | None = None) -> WorkerProcess:
+def start(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    pass_fds,
+    stdout,
+    limits: Limits,
+    tools: dict[str, str] | None = None,
+    files: dict[str, int] | None = None,
+) -> WorkerProcess:
     """Start ``argv`` in a new sandbox; its stdout and stderr go to ``stdout``, stdin is /dev/null.
 
     ``env`` is the whole environment inside; ``pass_fds`` are inherited (at the same
@@ -266,7 +299,7 @@ def start(argv: list[str], *, env: dict[str, str], pass_fds, stdout, limits: Lim
     binds, links = mounts()
     root = os.geteuid() == 0
     staging = None
-    if root:   # make each source reachable for `nobody` by a bind in a private mount namespace
+    if root:  # make each source reachable for `nobody` by a bind in a private mount namespace
         staging = tempfile.mkdtemp(prefix=f"coursework-{os.getpid()}-")
         os.chmod(staging, 0o711)
         for i, (source, _) in enumerate(binds):
@@ -276,16 +309,43 @@ def start(argv: list[str], *, env: dict[str, str], pass_fds, stdout, limits: Lim
             else:
                 os.close(os.open(entry, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644))
     version = _version(tools["bwrap"])
-    args = [tools["bwrap"], "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-            "--cap-drop", "ALL", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID), "--hostname", "sandbox"]
-    if version >= (0, 8):   # no user namespaces inside (less kernel to attack); older bwrap lacks the option
+    args = [
+        tools["bwrap"],
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        str(INSIDE_UID),
+        "--gid",
+        str(INSIDE_UID),
+        "--hostname",
+        "sandbox",
+    ]
+    if version >= (
+        0,
+        8,
+    ):  # no user namespaces inside (less kernel to attack); older bwrap lacks the option
         args.append("--disable-userns")
     size = ["--size", str(limits.disk)] if version >= (0, 7) else []
     for i, (source, dest) in enumerate(binds):
         args += ["--ro-bind", os.path.join(staging, str(i)) if root else source, dest]
     for target, dest in links:
         args += ["--symlink", target, dest]
-    args += ["--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", SCRATCH, *size, "--tmpfs", "/dev/shm"]
+    args += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        *size,
+        "--tmpfs",
+        SCRATCH,
+        *size,
+        "--tmpfs",
+        "/dev/shm",
+    ]
     made = {SCRATCH}
     for dest, fd in (files or {}).items():
         parent = os.path.dirname(dest)
@@ -302,13 +362,35 @@ def start(argv: list[str], *, env: dict[str, str], pass_fds, stdout, limits: Lim
         args += ["--setenv", key, value]
     args += ["--", *argv]
     if root:
-        args = [tools["unshare"], "--mount", "--propagation", "private", "--", tools["sh"], "-c", _ROOT_SCRIPT,
-                "sh", staging, str(NOBODY), str(NOBODY), str(len(binds)), *[s for s, _ in binds], *args]
+        args = [
+            tools["unshare"],
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            tools["sh"],
+            "-c",
+            _ROOT_SCRIPT,
+            "sh",
+            staging,
+            str(NOBODY),
+            str(NOBODY),
+            str(len(binds)),
+            *[s for s, _ in binds],
+            *args,
+        ]
     fds = list(pass_fds) + list((files or {}).values())
     try:
-        popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,
-                                 pass_fds=fds, close_fds=True, start_new_session=True,
-                                 env={"PATH": os.defpath, "SETPRIV": tools.get("setpriv", ""), "LANG": "C.UTF-8"})
+        popen = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            pass_fds=fds,
+            close_fds=True,
+            start_new_session=True,
+            env={"PATH": os.defpath, "SETPRIV": tools.get("setpriv", ""), "LANG": "C.UTF-8"},
+        )
     except OSError as exc:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
@@ -339,7 +421,7 @@ def remove_stale_staging(min_age: float = 60.0) -> int:
             continue
         try:
             os.kill(int(found[1]), 0)
-            continue   # its grader is still running
+            continue  # its grader is still running
         except ProcessLookupError:
             pass
         except (PermissionError, OverflowError):
@@ -349,8 +431,12 @@ def remove_stale_staging(min_age: float = 60.0) -> int:
             if info.st_uid != os.geteuid() or time.time() - info.st_mtime < min_age:
                 continue
             entries = [os.path.join(path, e) for e in os.listdir(path)]
-            if any(os.path.islink(e) or (os.path.isdir(e) and os.listdir(e)) or
-                   (os.path.isfile(e) and os.path.getsize(e)) for e in entries):
+            if any(
+                os.path.islink(e)
+                or (os.path.isdir(e) and os.listdir(e))
+                or (os.path.isfile(e) and os.path.getsize(e))
+                for e in entries
+            ):
                 continue
             for e in entries:
                 (os.rmdir if os.path.isdir(e) else os.unlink)(e)
@@ -361,8 +447,19 @@ def remove_stale_staging(min_age: float = 60.0) -> int:
     return removed
 
 
-def start_unsandboxed(argv: list[str], *, env: dict[str, str], pass_fds, stdout, cwd: str) -> WorkerProcess:
+def start_unsandboxed(
+    argv: list[str], *, env: dict[str, str], pass_fds, stdout, cwd: str
+) -> WorkerProcess:
     """Start ``argv`` as a plain process in its own process group (``--no-sandbox``)."""
-    popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,
-                             pass_fds=list(pass_fds), close_fds=True, start_new_session=True, env=env, cwd=cwd)
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        pass_fds=list(pass_fds),
+        close_fds=True,
+        start_new_session=True,
+        env=env,
+        cwd=cwd,
+    )
     return WorkerProcess(popen, None, group=True)

@@ -24,13 +24,19 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ._worker import Expr
 
 __all__ = [
-    "Chapter", "Exercise", "Expr", "Test", "NotAnswered", "as_float", "assert_number_close",
+    "Chapter",
+    "Exercise",
+    "Expr",
+    "Test",
+    "NotAnswered",
+    "as_float",
+    "assert_number_close",
     "assert_tensor_close",
 ]
 
@@ -72,8 +78,8 @@ class Exercise:
     forbid: tuple[str, ...] = ()
     manual: str | None = None
     tests: list[Test] = field(default_factory=list)
-    draw: Callable | None = None        # see :meth:`variants`
-    published: dict | None = None       # the numbers the book shows
+    draw: Callable | None = None  # see :meth:`variants`
+    published: dict | None = None  # the numbers the book shows
 
     @property
     def max_score(self) -> float:
@@ -97,7 +103,9 @@ class Exercise:
         from .variants import check_values
 
         if not callable(draw):
-            raise TypeError(f"{self.label}: draw must be a function of rng, got {type(draw).__name__}")
+            raise TypeError(
+                f"{self.label}: draw must be a function of rng, got {type(draw).__name__}"
+            )
         if self.draw is not None:
             raise ValueError(f"{self.label}: variants are declared twice")
         self.published = check_values(published, f"{self.label}: published")
@@ -129,8 +137,16 @@ class Chapter:
         self.name, self.title = name, title
         self.exercises: dict[str, Exercise] = {}
 
-    def exercise(self, label: str, title: str, *, timeout: float | None = None,
-                 functions=(), forbid=(), manual: str | None = None) -> Exercise:
+    def exercise(
+        self,
+        label: str,
+        title: str,
+        *,
+        timeout: float | None = None,
+        functions=(),
+        forbid=(),
+        manual: str | None = None,
+    ) -> Exercise:
         if label in self.exercises:
             raise ValueError(f"exercise {label!r} is registered twice")
         if timeout is not None and not timeout > 0:
@@ -162,7 +178,9 @@ def as_float(value, what: str) -> float:
         return float(value)
     if hasattr(value, "numel") and hasattr(value, "item") and value.numel() == 1:  # torch tensor
         return float(value.item())
-    if hasattr(value, "size") and hasattr(value, "item") and getattr(value, "size", 0) == 1:  # numpy
+    if (
+        hasattr(value, "size") and hasattr(value, "item") and getattr(value, "size", 0) == 1
+    ):  # numpy
         return float(value.item())
     raise AssertionError(f"{what} should be a number, got {type(value).__name__}: {value!r}")
 
@@ -172,21 +190,31 @@ def assert_number_close(got, expected: float, *, tol: float, what: str, rel: boo
     value = as_float(got, what)
     limit = tol * abs(expected) if rel else tol
     if not (math.isfinite(value) and abs(value - expected) <= limit):
-        raise AssertionError(f"{what} = {value!r} is not within {tol:g}{' (relative)' if rel else ''} "
-                             f"of the expected {expected!r}")
+        raise AssertionError(
+            f"{what} = {value!r} is not within {tol:g}{' (relative)' if rel else ''} "
+            f"of the expected {expected!r}"
+        )
 
 
-def assert_tensor_close(got, expected, *, rtol: float, atol: float, what: str, check_dtype: bool = True) -> None:
+def assert_tensor_close(
+    got, expected, *, rtol: float, atol: float, what: str, check_dtype: bool = True
+) -> None:
     """``got`` is a tensor of ``expected``'s shape (and dtype) with close values."""
     import torch
 
     _require_answered(got, what)
     if not isinstance(got, torch.Tensor):
-        raise AssertionError(f"{what} should return a tensor, got {type(got).__name__}: {got!r}"[:300])
+        raise AssertionError(
+            f"{what} should return a tensor, got {type(got).__name__}: {got!r}"[:300]
+        )
     if tuple(got.shape) != tuple(expected.shape):
-        raise AssertionError(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}")
+        raise AssertionError(
+            f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+        )
     if check_dtype and got.dtype != expected.dtype:
         raise AssertionError(f"{what} has dtype {got.dtype}, expected {expected.dtype}")
     if not torch.allclose(got.to(expected.dtype), expected, rtol=rtol, atol=atol, equal_nan=False):
         worst = (got.to(expected.dtype) - expected).abs().max().item()
-        raise AssertionError(f"{what} differs from the expected values (largest difference {worst:.3g})")
+        raise AssertionError(
+            f"{what} differs from the expected values (largest difference {worst:.3g})"
+        )

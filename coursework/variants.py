@@ -31,12 +31,21 @@ import random
 import re
 from pathlib import Path
 
-__all__ = ["check_values", "chapter_values", "draw_values", "load_secret", "record", "safe_name", "seed",
-           "verify_record", "MIN_SECRET"]
+__all__ = [
+    "check_values",
+    "chapter_values",
+    "draw_values",
+    "load_secret",
+    "record",
+    "safe_name",
+    "seed",
+    "verify_record",
+    "MIN_SECRET",
+]
 
 SEED_CONTEXT = b"regcourse-coursework-variant-v1"
 SIGN_CONTEXT = b"regcourse-coursework-notebook-v1"
-MIN_SECRET = 16          # characters of a course secret
+MIN_SECRET = 16  # characters of a course secret
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_DRAWS = 100
 
@@ -44,8 +53,9 @@ _MAX_DRAWS = 100
 # --- the secret ------------------------------------------------------------------------------
 
 
-def load_secret(value: str | None = None, file: str | os.PathLike | None = None,
-                env: dict | None = None) -> bytes | None:
+def load_secret(
+    value: str | None = None, file: str | os.PathLike | None = None, env: dict | None = None
+) -> bytes | None:
     """The course secret from ``value``, else the file ``file``, else ``COURSEWORK_SECRET``; None if none.
 
     A secret shorter than :data:`MIN_SECRET` characters is refused (ValueError): a short
@@ -70,8 +80,10 @@ def load_secret(value: str | None = None, file: str | os.PathLike | None = None,
     if not isinstance(value, str):
         raise TypeError(f"secret must be a str, got {type(value).__name__}")
     if len(value.strip()) < MIN_SECRET:
-        raise ValueError(f"the course secret ({source}) must have at least {MIN_SECRET} characters, "
-                         f"got {len(value.strip())}")
+        raise ValueError(
+            f"the course secret ({source}) must have at least {MIN_SECRET} characters, "
+            f"got {len(value.strip())}"
+        )
     return value.strip().encode("utf-8")
 
 
@@ -104,14 +116,18 @@ def _check_literal(value, what: str, depth: int = 0):
     # numpy scalars and 0-dim tensors: their Python number
     if callable(getattr(value, "item", None)) and tuple(getattr(value, "shape", (None,))) == ():
         return _check_literal(value.item(), what, depth)
-    raise TypeError(f"{what} must be a number, str, bool, None, or a list or tuple of them "
-                    f"(a Python literal the notebook can show), got {type(value).__name__}")
+    raise TypeError(
+        f"{what} must be a number, str, bool, None, or a list or tuple of them "
+        f"(a Python literal the notebook can show), got {type(value).__name__}"
+    )
 
 
 def check_values(values, what: str = "values") -> dict:
     """``values`` as a dict ``{identifier: literal}``; ValueError/TypeError naming what is wrong."""
     if not isinstance(values, dict):
-        raise TypeError(f"{what} must be a dict of variable names to values, got {type(values).__name__}")
+        raise TypeError(
+            f"{what} must be a dict of variable names to values, got {type(values).__name__}"
+        )
     out = {}
     for name, value in values.items():
         if not isinstance(name, str) or not _NAME.match(name):
@@ -134,8 +150,10 @@ def draw_values(ex, chapter: str, student: str, secret: bytes) -> dict:
     for _ in range(_MAX_DRAWS):
         values = check_values(ex.draw(rng), f"{ex.label}: the values drawn")
         if set(values) != set(ex.published):
-            raise ValueError(f"{ex.label}: draw returned {sorted(values)}, but published names "
-                             f"{sorted(ex.published)}")
+            raise ValueError(
+                f"{ex.label}: draw returned {sorted(values)}, but published names "
+                f"{sorted(ex.published)}"
+            )
         if values != ex.published:
             return values
     raise ValueError(f"{ex.label}: draw returned the published values {_MAX_DRAWS} times in a row")
@@ -162,15 +180,20 @@ def chapter_values(spec, student: str | None, secret: bytes | None) -> dict[str,
 
 
 def _payload(chapter: str, student: str, exercises: dict) -> bytes:
-    return json.dumps({"chapter": chapter, "student": student, "exercises": exercises},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return json.dumps(
+        {"chapter": chapter, "student": student, "exercises": exercises},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    ).encode()
 
 
 def record(secret: bytes, chapter: str, student: str, exercises: dict) -> dict:
     """What ``make student`` stores in ``metadata.coursework.variant`` of ``student``'s notebook."""
-    exercises = json.loads(json.dumps(exercises))   # tuples as lists: what the notebook's JSON keeps
-    signature = hmac.new(secret, SIGN_CONTEXT + b"\0" + _payload(chapter, student, exercises),
-                         hashlib.sha256).hexdigest()
+    exercises = json.loads(json.dumps(exercises))  # tuples as lists: what the notebook's JSON keeps
+    signature = hmac.new(
+        secret, SIGN_CONTEXT + b"\0" + _payload(chapter, student, exercises), hashlib.sha256
+    ).hexdigest()
     return {"student": student, "exercises": exercises, "signature": signature}
 
 
@@ -183,8 +206,12 @@ def verify_record(data, secret: bytes | None, chapter: str) -> tuple[str, str | 
     """
     if data is None:
         return "none", None
-    if not isinstance(data, dict) or not isinstance(data.get("student"), str) \
-            or not isinstance(data.get("signature"), str) or not isinstance(data.get("exercises"), dict):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("student"), str)
+        or not isinstance(data.get("signature"), str)
+        or not isinstance(data.get("exercises"), dict)
+    ):
         return "malformed", None
     student = data["student"][:200]
     if secret is None:
