@@ -123,8 +123,8 @@ test: check-system install
 # Lint and format check (ruff, configured in pyproject.toml), the package's doctests, then
 # the unit tests. Needs no npm and no browser.
 test-unit: $(STAMP)
-	$(BIN)/ruff check regcourse tests bench
-	$(BIN)/ruff format --check regcourse tests bench
+	$(BIN)/ruff check regcourse tests bench coursework book
+	$(BIN)/ruff format --check regcourse tests bench coursework book
 	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules regcourse
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not site and not lab" -n 2 --dist loadfile tests
 

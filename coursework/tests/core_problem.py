@@ -9,7 +9,9 @@ from regcourse.penalties import l2_penalty
 CHAPTER = Chapter("core_problem", "The core problem: memorization vs generalization")
 
 # --- cp-ex1: gaps and diagnoses by hand (per-student numbers) -------------------------------------
-ex1 = CHAPTER.exercise("cp-ex1", "Gaps and diagnoses by hand", manual="part 3: which model to deploy, and what next")
+ex1 = CHAPTER.exercise(
+    "cp-ex1", "Gaps and diagnoses by hand", manual="part 3: which model to deploy, and what next"
+)
 MODELS = ("A", "B", "C")
 
 # Per diagnosis: the range of the training accuracy and of the gap, in tenths of a point. Every
@@ -30,7 +32,9 @@ def _draw_ex1(rng):
     book = tuple(diagnose(_PUBLISHED1[f"tr_{m}"], _PUBLISHED1[f"te_{m}"]) for m in MODELS)
     while True:
         labels = tuple(rng.sample(sorted(_RANGES), 3))
-        if all(a != b for a, b in zip(labels, book)):  # the book's diagnoses are wrong for every model
+        if all(
+            a != b for a, b in zip(labels, book)
+        ):  # the book's diagnoses are wrong for every model
             break
     values = {}
     for model, label in zip(MODELS, labels):
@@ -61,7 +65,9 @@ def gaps(student):
     assert isinstance(got, dict), f"gaps_by_hand should be a dictionary, got {type(got).__name__}"
     for name, (tr, te) in models.items():
         assert name in got, f"gaps_by_hand has no entry {name!r} (your models: {_numbers(models)})"
-        assert_number_close(got[name], tr - te, tol=1e-6, what=f"gaps_by_hand[{name!r}] ({_numbers(models)})")
+        assert_number_close(
+            got[name], tr - te, tol=1e-6, what=f"gaps_by_hand[{name!r}] ({_numbers(models)})"
+        )
 
 
 @ex1.test(points=1)
@@ -69,14 +75,19 @@ def diagnoses(student):
     """The diagnosis of each model, from the student's own accuracies."""
     models = _ex1_models(student)
     by_hand = student.value("by_hand")
-    assert isinstance(by_hand, dict), f"by_hand should be a dictionary, got {type(by_hand).__name__}"
+    assert isinstance(by_hand, dict), (
+        f"by_hand should be a dictionary, got {type(by_hand).__name__}"
+    )
     for name, (tr, te) in models.items():
         assert by_hand.get(name) == diagnose(tr, te), (
-            f"by_hand[{name!r}] = {by_hand.get(name)!r} is not the diagnosis of train {tr:.1f}%, test {te:.1f}%")
+            f"by_hand[{name!r}] = {by_hand.get(name)!r} is not the diagnosis of train {tr:.1f}%, test {te:.1f}%"
+        )
 
 
 # --- cp-ex2: the diagnosis rule ----------------------------------------------------------------------
-ex2 = CHAPTER.exercise("cp-ex2", "Implement the diagnosis rule", functions=["ex_diagnose"], forbid=["diagnose"])
+ex2 = CHAPTER.exercise(
+    "cp-ex2", "Implement the diagnosis rule", functions=["ex_diagnose"], forbid=["diagnose"]
+)
 
 
 def _check(student, pairs):
@@ -88,14 +99,33 @@ def _check(student, pairs):
 @ex2.test(points=1)
 def every_threshold_on_a_grid(student):
     grid = [k * 5.0 for k in range(21)]
-    _check(student, [(tr, te) for tr in grid for te in grid if te <= tr][::3] + [(95.0, 80.0), (95.0, 90.0)])
+    _check(
+        student,
+        [(tr, te) for tr in grid for te in grid if te <= tr][::3] + [(95.0, 80.0), (95.0, 90.0)],
+    )
 
 
 @ex2.test(points=2)
 def off_grid_and_boundary_values(student):
     """Gaps of exactly 5 and 15, accuracies just above and below 80 and 95, integers and floats."""
-    _check(student, [(96.0, 81.0), (96.0, 91.0), (94.999, 94.0), (95.0, 94.5), (80.0, 79.0), (79.99, 79.0),
-                     (100, 85), (100, 95), (97.3, 92.31), (81.9, 67.0), (50.0, 49.0), (88.8, 84.0), (0.0, 0.0)])
+    _check(
+        student,
+        [
+            (96.0, 81.0),
+            (96.0, 91.0),
+            (94.999, 94.0),
+            (95.0, 94.5),
+            (80.0, 79.0),
+            (79.99, 79.0),
+            (100, 85),
+            (100, 95),
+            (97.3, 92.31),
+            (81.9, 67.0),
+            (50.0, 49.0),
+            (88.8, 84.0),
+            (0.0, 0.0),
+        ],
+    )
 
 
 # --- cp-ex3: the penalized objective (per-student numbers) ------------------------------------------
@@ -106,7 +136,11 @@ def _draw_ex3(rng):
     """Two non-zero integer weights in [-5, 5], three losses of one decimal in [0.1, 2.5], a lambda."""
     weights = [rng.choice([k for k in range(-5, 6) if k != 0]) for _ in range(2)]
     losses = [rng.randint(1, 25) / 10 for _ in range(3)]
-    return {"w_ex": weights, "losses_ex": losses, "lam_ex": rng.choice([0.01, 0.02, 0.05, 0.1, 0.2, 0.5])}
+    return {
+        "w_ex": weights,
+        "losses_ex": losses,
+        "lam_ex": rng.choice([0.01, 0.02, 0.05, 0.1, 0.2, 0.5]),
+    }
 
 
 ex3.variants(_draw_ex3, published={"w_ex": [3, -4], "losses_ex": [0.2, 0.5, 1.1], "lam_ex": 0.1})
@@ -130,7 +164,9 @@ def empirical_risk(student):
 def objective(student):
     w, risk, lam, what = _ex3_numbers(student)
     value = risk + l2_penalty(w, lam).item()
-    assert_number_close(student.value("objective_by_hand"), value, tol=1e-5, what=f"objective_by_hand {what}")
+    assert_number_close(
+        student.value("objective_by_hand"), value, tol=1e-5, what=f"objective_by_hand {what}"
+    )
 
 
 @ex3.test(points=1)
@@ -138,13 +174,22 @@ def lambda_of_equal_terms(student):
     """The lambda at which the penalty (lambda/2)||w||^2 equals the empirical risk."""
     w, risk, _, what = _ex3_numbers(student)
     value = risk / l2_penalty(w, 1.0).item()
-    assert_number_close(student.value("lam_equal_by_hand"), value, tol=1e-4, rel=True,
-                        what=f"lam_equal_by_hand {what}")
+    assert_number_close(
+        student.value("lam_equal_by_hand"),
+        value,
+        tol=1e-4,
+        rel=True,
+        what=f"lam_equal_by_hand {what}",
+    )
 
 
 # --- cp-ex4: one epoch of SGD by hand -------------------------------------------------------------
-ex4 = CHAPTER.exercise("cp-ex4", "One epoch of the loop, by hand", functions=["ex_sgd_epoch"],
-                       forbid=["SGD", "train_epoch", "minibatches", "Linear"])
+ex4 = CHAPTER.exercise(
+    "cp-ex4",
+    "One epoch of the loop, by hand",
+    functions=["ex_sgd_epoch"],
+    forbid=["SGD", "train_epoch", "minibatches", "Linear"],
+)
 
 
 def _reference_epoch(weight, bias, x, y, lr, batch_size, seed):
@@ -172,10 +217,16 @@ def _check_epoch(student, n, features, classes, lr, batch_size, seed, dtype=torc
     want_w, want_b = _reference_epoch(w, b, x, y, lr, batch_size, seed)
     got = student.call("ex_sgd_epoch", w, b, x, y, lr, batch_size, seed)
     what = f"ex_sgd_epoch on {n} examples, batches of {batch_size}, lr {lr}, seed {seed}"
-    assert isinstance(got, (tuple, list)) and len(got) == 2, f"{what} should return (weight, bias), got {got!r}"[:300]
+    assert isinstance(got, (tuple, list)) and len(got) == 2, (
+        f"{what} should return (weight, bias), got {got!r}"[:300]
+    )
     tol = 1e-10 if dtype == torch.float64 else 1e-5
-    assert_tensor_close(got[0], want_w, rtol=tol, atol=tol, what=f"the weight from {what}", check_dtype=False)
-    assert_tensor_close(got[1], want_b, rtol=tol, atol=tol, what=f"the bias from {what}", check_dtype=False)
+    assert_tensor_close(
+        got[0], want_w, rtol=tol, atol=tol, what=f"the weight from {what}", check_dtype=False
+    )
+    assert_tensor_close(
+        got[1], want_b, rtol=tol, atol=tol, what=f"the bias from {what}", check_dtype=False
+    )
 
 
 @ex4.test(points=1)
@@ -189,12 +240,18 @@ def shuffled_batches(student):
     """Several shuffled batches, a shorter last batch, other seeds and a float64 problem."""
     _check_epoch(student, n=100, features=40, classes=10, lr=0.1, batch_size=10, seed=7)
     _check_epoch(student, n=25, features=6, classes=3, lr=0.2, batch_size=10, seed=3)
-    _check_epoch(student, n=30, features=5, classes=4, lr=0.05, batch_size=7, seed=11, dtype=torch.float64)
+    _check_epoch(
+        student, n=30, features=5, classes=4, lr=0.05, batch_size=7, seed=11, dtype=torch.float64
+    )
 
 
 # --- cp-ex5: random labels on the whole training set ------------------------------------------------
-ex5 = CHAPTER.exercise("cp-ex5", "Random labels on the whole training set", timeout=120,
-                       manual="parts 1 and 3: the prediction and what to change")
+ex5 = CHAPTER.exercise(
+    "cp-ex5",
+    "Random labels on the whole training set",
+    timeout=120,
+    manual="parts 1 and 3: the prediction and what to change",
+)
 
 
 @ex5.test(points=1)
@@ -206,8 +263,15 @@ def rl_full_is_the_asked_run(student):
 
     got = student.value("rl_full")
     assert isinstance(got, dict) and "train_acc" in got and "test_acc" in got, (
-        f"rl_full should be the dictionary that fit() returns, got {got!r}"[:300])
-    want = fit(mnist1d_model("mlp", seed=0), mnist1d_split(random_labels=True, seed=0),
-               epochs=40, lr=0.01, batch_size=100, seed=0)
+        f"rl_full should be the dictionary that fit() returns, got {got!r}"[:300]
+    )
+    want = fit(
+        mnist1d_model("mlp", seed=0),
+        mnist1d_split(random_labels=True, seed=0),
+        epochs=40,
+        lr=0.01,
+        batch_size=100,
+        seed=0,
+    )
     for key in ("train_acc", "test_acc"):
         assert_number_close(got[key], want[key], tol=0.05, what=f"rl_full[{key!r}]")
