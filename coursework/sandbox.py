@@ -330,10 +330,9 @@ def start(
     ):  # no user namespaces inside (less kernel to attack); older bwrap lacks the option
         args.append("--disable-userns")
     size = ["--size", str(limits.disk)] if version >= (0, 7) else []
-    for i, (source, dest) in enumerate(binds):
-        args += ["--ro-bind", os.path.join(staging, str(i)) if root else source, dest]
-    for target, dest in links:
-        args += ["--symlink", target, dest]
+    # the private tmpfs folders first, the read-only binds after them: an interpreter or a
+    # venv that lives under /tmp on the host (a clone in /tmp) stays visible, bound inside
+    # the fresh /tmp instead of hidden by it
     args += [
         "--proc",
         "/proc",
@@ -346,6 +345,10 @@ def start(
         "--tmpfs",
         "/dev/shm",
     ]
+    for i, (source, dest) in enumerate(binds):
+        args += ["--ro-bind", os.path.join(staging, str(i)) if root else source, dest]
+    for target, dest in links:
+        args += ["--symlink", target, dest]
     made = {SCRATCH}
     for dest, fd in (files or {}).items():
         parent = os.path.dirname(dest)

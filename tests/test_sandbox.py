@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import textwrap
@@ -53,6 +54,15 @@ if SANDBOX is None:
     needs_sandbox = pytest.mark.skipif(True, reason=f"no bubblewrap sandbox here: {WHY}")
 else:
     needs_sandbox = pytest.mark.skipif(False, reason="")
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed here")
+def test_bubblewrap_makes_a_sandbox_where_it_is_installed():
+    """Where bwrap is installed, the attack table below must run, not be skipped: a setup
+    that cannot make a sandbox (e.g. the interpreter hidden by the sandbox's own /tmp,
+    as with a clone under /tmp before the fix) fails here."""
+    assert SANDBOX is not None, WHY
+
 
 TOY_TESTS = """
 from coursework.spec import Chapter
