@@ -18,7 +18,7 @@ A seed fixes a run's initial weights, its mini-batch order and its dropout masks
 data are the benchmark's own and the same for every seed. The figure of each
 :class:`~regcourse.experiments.Result` is closed (a notebook does not draw it by itself):
 show it with :func:`regcourse.plotting.show_figure` or save it with ``savefig``. Training runs with one torch
-thread (:func:`~regcourse.experiments._common.one_thread`), so results do not depend on
+thread (``regcourse.experiments._common.one_thread``), so results do not depend on
 the number of threads.
 """
 

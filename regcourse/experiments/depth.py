@@ -12,7 +12,7 @@
 - ``depth_digits``: a residual MLP trained on noisy digits with and without stochastic
   depth (the chapter's earlier experiment, kept for the command line).
 
-Training runs with one torch thread (:func:`~regcourse.experiments._common.one_thread`),
+Training runs with one torch thread (``regcourse.experiments._common.one_thread``),
 so the results do not depend on the number of threads.
 """
 
