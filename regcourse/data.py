@@ -13,8 +13,13 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 import random
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -71,9 +76,127 @@ def _sklearn_datasets():
     return sklearn.datasets
 
 
-@functools.lru_cache(maxsize=1)
-def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``make_dataset()`` with the default arguments, generated once per process.
+#: The arguments of ``mnist1d.data.get_dataset_args()`` in mnist1d 0.0.2.post1 (without
+#: its download ``url``), i.e. what the arrays are generated from. They name the disk cache's
+#: file; a generation whose actual arguments differ is returned but never cached.
+_MNIST1D_ARGS = {
+    "num_samples": 5000,
+    "train_split": 0.8,
+    "template_len": 12,
+    "padding": [36, 60],
+    "scale_coeff": 0.4,
+    "max_translation": 48,
+    "corr_noise_scale": 0.25,
+    "iid_noise_scale": 0.02,
+    "shear_scale": 0.75,
+    "shuffle_seq": False,
+    "final_seq_length": 40,
+    "seed": 42,
+}
+#: Bump when the cached file's layout or the conversion of the arrays changes.
+_CACHE_FORMAT = 1
+_ARRAY_NAMES = ("x", "y", "x_test", "y_test")
+_ARRAY_DTYPES = (np.float32, np.int64, np.float32, np.int64)
+
+
+def _cache_dir() -> Path | None:
+    """The disk cache's folder: ``$REGCOURSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/regcourse``,
+    else ``~/.cache/regcourse``; ``None`` (no disk cache) when ``REGCOURSE_CACHE_DIR`` is set
+    but empty, or when there is no home folder to put it in."""
+    folder = os.environ.get("REGCOURSE_CACHE_DIR")
+    if folder is not None:
+        return Path(folder) if folder.strip() else None
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    if not base:
+        home = os.path.expanduser("~")
+        if home == "~":
+            return None
+        base = os.path.join(home, ".cache")
+    return Path(base) / "regcourse"
+
+
+def _cache_key(args: dict, mnist1d_version: str, numpy_version: str) -> str:
+    """Everything that determines the generated arrays, as one canonical JSON string."""
+    return json.dumps(
+        {
+            "format": _CACHE_FORMAT,
+            "generator": "mnist1d.data.make_dataset",
+            "args": args,
+            "mnist1d": mnist1d_version,
+            "numpy_major": numpy_version.split(".")[0],
+        },
+        sort_keys=True,
+    )
+
+
+def _cache_path(folder: Path, key: str) -> Path:
+    return folder / f"mnist1d-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+
+
+def _checksum(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _valid_arrays(arrays, args: dict) -> bool:
+    """Shapes and dtypes the generator gives for ``args``."""
+    n_train = int(args["num_samples"] * args["train_split"])
+    n_test = args["num_samples"] - n_train
+    length = args["final_seq_length"]
+    shapes = ((n_train, length), (n_train,), (n_test, length), (n_test,))
+    return all(
+        type(a) is np.ndarray and a.dtype == dtype and a.shape == shape
+        for a, dtype, shape in zip(arrays, _ARRAY_DTYPES, shapes, strict=True)
+    )
+
+
+def _read_cache(path: Path, key: str, args: dict):
+    """The cached arrays, or ``None`` if the file is missing, unreadable or not exactly right."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if str(f["key"]) != key:
+                return None
+            arrays = tuple(f[name] for name in _ARRAY_NAMES)
+            checksum = str(f["checksum"])
+    except Exception:  # missing, truncated, corrupted, not an npz, a folder, no permission ...
+        return None
+    if not _valid_arrays(arrays, args) or _checksum(arrays) != checksum:
+        return None
+    return arrays
+
+
+def _write_cache(path: Path, key: str, arrays) -> None:
+    """Write atomically (a temporary file in the same folder, then ``os.replace``); any
+    failure (read-only or full disk, no such folder allowed) leaves no file and is ignored."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(
+                f,
+                key=np.array(key),
+                checksum=np.array(_checksum(arrays)),
+                **dict(zip(_ARRAY_NAMES, arrays, strict=True)),
+            )
+        os.replace(tmp, path)
+        tmp = None
+    except Exception:
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _generate_mnist1d():
+    """``make_dataset(get_dataset_args())``, as float32/int64 arrays, and the arguments
+    (without ``url``) it was generated with.
 
     ``make_dataset`` seeds numpy's and Python's *global* generators (``set_seed(42)``)
     and draws from them; their states are saved before and restored after, so the
@@ -84,18 +207,56 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
         raise MissingDependencyError("mnist1d", _MNIST1D_PIP) from None
+    args = get_dataset_args()
+    used = {k: v for k, v in vars(args).items() if k != "url"}
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
-        data = make_dataset(get_dataset_args())
+        data = make_dataset(args)
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
-    arrays = (
-        np.asarray(data["x"], dtype=np.float32),
-        np.asarray(data["y"], dtype=np.int64),
-        np.asarray(data["x_test"], dtype=np.float32),
-        np.asarray(data["y_test"], dtype=np.int64),
+    arrays = tuple(
+        np.asarray(data[name], dtype=dtype)
+        for name, dtype in zip(_ARRAY_NAMES, _ARRAY_DTYPES, strict=True)
     )
+    return arrays, used
+
+
+def _mnist1d_version() -> str | None:
+    """The installed mnist1d's version, found without importing it (its import pulls scipy,
+    matplotlib.pyplot and requests: about a second); ``None`` when it is importable but has
+    no package metadata (then nothing is cached on disk).
+
+    Raises:
+        MissingDependencyError: if ``mnist1d`` cannot be imported.
+    """
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("mnist1d") is not None
+    except (ImportError, ValueError):  # ValueError: a module in sys.modules without a spec
+        found = False
+    if not found:
+        raise MissingDependencyError("mnist1d", _MNIST1D_PIP)
+    try:
+        return importlib.metadata.version("mnist1d")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST-1D's arrays (``x``, ``y``, ``x_test``, ``y_test``), once per process, from the
+    disk cache when it holds them, else generated (and then stored there)."""
+    version, folder = _mnist1d_version(), _cache_dir()
+    key = None if version is None else _cache_key(_MNIST1D_ARGS, version, np.__version__)
+    path = None if folder is None or key is None else _cache_path(folder, key)
+    arrays = None if path is None else _read_cache(path, key, _MNIST1D_ARGS)
+    if arrays is None:
+        arrays, used = _generate_mnist1d()
+        if path is not None and used == _MNIST1D_ARGS and _valid_arrays(arrays, used):
+            _write_cache(path, key, arrays)
     for a in arrays:
         a.setflags(write=False)  # the cache is shared: tensors handed out are copies
     return arrays
@@ -118,9 +279,20 @@ def mnist1d_split(
     length 40, its own seed 42), never its download path. With ``n_val=0`` the
     training and test tensors are exactly ``make_dataset()``'s ``x``/``y`` and
     ``x_test``/``y_test``, in its order (already centred and scaled by the generator).
-    The data are generated once per process (about a second) and cached; each call
-    returns fresh tensors. numpy's and Python's global random states are the same
-    after the call as before it.
+    The data are generated once (about two seconds with the import of ``mnist1d``) and
+    cached in memory for the process and on disk for later processes; each call returns
+    fresh tensors. numpy's and Python's global random states are the same after the call
+    as before it.
+
+    The disk cache is one ``.npz`` file in ``$REGCOURSE_CACHE_DIR`` (default
+    ``$XDG_CACHE_HOME/regcourse``, else ``~/.cache/regcourse``; set the variable to an
+    empty string to switch the disk cache off). Its name is derived from everything that
+    determines the arrays: the generator's arguments, mnist1d's version, numpy's major
+    version and the file format's version. It is written atomically and read with
+    ``allow_pickle=False``; a file that cannot be read, or whose key, shapes, dtypes or
+    checksum (SHA-256 of the arrays, stored beside them) are not exactly right, is ignored
+    and the data are generated again, as they are when the folder cannot be written (a
+    read-only home): the cache never raises and never changes a value.
 
     Args:
         n_val (int): validation examples carved from the 4,000 training examples

@@ -1,5 +1,8 @@
 """Shared test settings: one torch thread (fast and deterministic on the 2-core CI machine),
-and every matplotlib figure closed after each test (experiments draw one per run)."""
+every matplotlib figure closed after each test (experiments draw one per run), and the
+package's disk cache (``REGCOURSE_CACHE_DIR``) in a temporary folder of the session, so the
+tests never write to the real ``~/.cache`` (subprocesses started with the tests' environment
+inherit it)."""
 
 import matplotlib.pyplot as plt
 import pytest
@@ -12,3 +15,10 @@ torch.set_num_threads(1)
 def _close_figures():
     yield
     plt.close("all")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REGCOURSE_CACHE_DIR", str(tmp_path_factory.mktemp("regcourse-cache")))
+        yield
