@@ -34,9 +34,11 @@ Lifecycle of a worker:
                                      the fork's id.
 
 Before each fork, inside the sandbox, the worker kills every other process of its
-PID namespace (what the cells left running: daemons, fork bombs), so each test
-starts from the cells' state only. Only the worker and its children exist in that
-namespace: this never reaches a process outside the sandbox.
+PID namespace (what the cells left running: daemons, fork bombs) and waits until
+they are gone (a dying process still counts against the process limit), so each
+test starts from the cells' state only, with the whole process budget. Only the
+worker and its children exist in that namespace: this never reaches a process
+outside the sandbox.
 
 The student's ``print`` goes to a pipe the grader drains (and bounds); ``input()``
 reads ``/dev/null``. The worker never receives the hidden tests: only the inputs
@@ -46,6 +48,7 @@ a test passes to the student's function go in, and only encoded values come out.
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import math
 import os
@@ -58,6 +61,7 @@ import types
 
 MAX_ELEMENTS = 200_000
 MAX_DEPTH = 20
+SWEEP_TIMEOUT = 15.0  # seconds the sweep before a test waits for the processes it killed to be gone
 
 
 class Expr:
@@ -597,20 +601,42 @@ class Worker:
             self.send({"id": rid, "ok": False, "error": _error_text(exc)})
 
     def _clear_namespace(self) -> None:
-        """Kill what the cells left running in this PID namespace (never outside it)."""
+        """Kill what the cells left running in this PID namespace (never outside it), and wait until it is gone.
+
+        SIGKILL only starts a process's end: until it has torn down its memory and been reaped it
+        still counts against the sandbox's process limit (``RLIMIT_NPROC``). Copies of a big
+        worker (a fork bomb that does not ``exec``, after the dropout chapter's cells) take long
+        for that: 61 of them, at the limit, needed 0.4 s on an idle machine, and more than 1 s
+        (40 still running) under load. Forking the test before they are gone failed with EAGAIN,
+        so every test of such a submission scored 0. The sweep therefore signals and reaps until
+        ``/proc`` shows no process but the namespace's init and this one (init reaps what was
+        re-parented to it), for at most ``SWEEP_TIMEOUT`` seconds, part of the test's time.
+        """
         if not self.config.get("pidns") or os.getppid() != 1:
             return
-        try:
-            os.kill(-1, signal.SIGKILL)  # every process of the namespace but this one and its init
-        except OSError:
-            pass
+        import time
+
+        me, pause = os.getpid(), 0.001
+        deadline = time.monotonic() + SWEEP_TIMEOUT
         while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
+            try:  # every process of the namespace but this one and its init
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass  # ESRCH: nothing else is left to signal (zombies may still be)
+            reaped = False
+            while True:
+                try:
+                    pid, _ = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                reaped = True
+            if not _other_processes(me) or time.monotonic() >= deadline:
+                return
+            if not reaped:  # they are still dying: wait a little longer each time, at most 50 ms
+                time.sleep(pause)
+                pause = min(2 * pause, 0.05)
 
     def fork(self, rid: str) -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -622,9 +648,15 @@ class Worker:
         try:
             pid = os.fork()
         except OSError as exc:
-            self.send(
-                {"id": rid, "ok": False, "error": f"cannot start the test: {_error_text(exc)}"}
-            )
+            error = f"cannot start the test: {_error_text(exc)}"
+            if exc.errno == errno.EAGAIN:
+                limit = self.config.get("limits", {}).get("processes")
+                error += (
+                    f" (the sandbox's limit of {limit} processes and threads is used up: "
+                    f"{_task_count()} threads in the notebook's own process, "
+                    f"{len(_other_processes(os.getpid()))} other processes left after killing them)"
+                )
+            self.send({"id": rid, "ok": False, "error": error})
             return
         if pid == 0:
             try:
@@ -776,6 +808,22 @@ class Worker:
                 elif hasattr(value, "__wrapped__"):
                     todo.append(value)
         return {"chain": chain, "names": sorted(names)[:5000]}
+
+
+def _other_processes(me: int) -> list[int]:
+    """Processes of this PID namespace (zombies included) other than its init (1) and ``me``."""
+    try:
+        return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) not in (1, me)]
+    except OSError:
+        return []
+
+
+def _task_count() -> int:
+    """Threads of this process (each counts against RLIMIT_NPROC like a process)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
 
 
 def _has_contents(cell) -> bool:

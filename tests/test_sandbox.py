@@ -912,6 +912,72 @@ def test_attack_on_a_real_chapter_is_contained(table, name):
         assert "apply_dropout_mask" in note and "0 points" in note, note
 
 
+# Children that are copies of a big process (a fork bomb without exec, after 1 GiB of the
+# notebook's own memory): killed by the sweep before each test, they take a second or more to
+# be gone, and count against the process limit until then. Issue 14's bench: 5 of its 6 such
+# submissions of the dropout chapter scored 0 (every test "could not start": EAGAIN), because
+# the sweep forked the test right after sending SIGKILL.
+BIG_FORK_BOMB = textwrap.dedent("""
+    ballast = bytearray(1 << 30)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    children = 0
+    try:
+        while children < 1000:
+            if os.fork() == 0:
+                time.sleep(600)
+                os._exit(0)
+            children += 1
+    except OSError:
+        pass
+    if children >= 1000:
+        raise RuntimeError("no process limit")
+""")
+
+
+@needs_sandbox
+def test_a_fork_bomb_of_big_copies_costs_no_points_nor_anyone_elses(tmp_path):
+    """Graded at the same time as an honest submission: both get full marks."""
+    tests_dir = tmp_path / "hidden"
+    tests_dir.mkdir()
+    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    bomb = _notebook(tmp_path / "bomb.ipynb", HONEST + [BIG_FORK_BOMB, AFTER])
+    honest = _notebook(tmp_path / "honest.ipynb", HONEST + [AFTER])
+    kwargs = {"tests_dir": tests_dir, "timeout": 8, "cell_timeout": 60}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(lambda p: grade(p, **kwargs), [bomb, honest]))
+    for report in reports:
+        failed = [t["message"] for e in report["exercises"] for t in e["tests"] if not t["passed"]]
+        assert {e["label"]: e["score"] for e in report["exercises"]} == FULL, failed
+    assert [c["status"] for c in reports[0]["cells"]] == ["ok"] * (len(HONEST) + 2)
+
+
+@needs_sandbox
+def test_threads_that_use_up_the_process_limit_are_named_in_the_feedback(tmp_path):
+    """Threads of the notebook's own process cannot be killed before a test: a submission that
+    keeps the whole budget in threads fails the tests, and the message says why."""
+    tests_dir = tmp_path / "hidden"
+    tests_dir.mkdir()
+    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    threads = textwrap.dedent("""
+        import threading
+        started = 0
+        try:
+            while started < 1000:
+                threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+                started += 1
+        except RuntimeError:
+            pass
+    """)
+    path = _notebook(tmp_path / "threads.ipynb", HONEST + [threads, AFTER])
+    report = grade(path, tests_dir=tests_dir, timeout=8, cell_timeout=30)
+    assert report["score"] == 0, report["exercises"]
+    message = report["exercises"][0]["tests"][0]["message"]
+    limit = sandbox.Limits().processes
+    assert f"limit of {limit} processes and threads is used up" in message, message
+    assert "threads in the notebook's own process" in message, message
+
+
 @needs_sandbox
 def test_a_sneaky_getattr_is_flagged_for_review_not_silently_passed(tmp_path):
     """What the ban cannot prove from the source is reported for a human, never passed silently."""
