@@ -106,16 +106,21 @@ pdf: install dist _config.strict.yml
 
 # The package's wheel and sdist (what the chapters' download menu offers, book/_ext/downloads.py).
 # Needs no npm: only the Python environment.
-dist: $(STAMP)
+# Built again only when the package's files changed (`make test` needs it twice).
+DIST_STAMP   := dist/.built
+DIST_SOURCES := pyproject.toml README.md LICENSE LICENSE-content CHANGELOG.md \
+                $(shell find regcourse -type f -not -path '*__pycache__*' 2>/dev/null)
+dist: $(DIST_STAMP)
+$(DIST_STAMP): $(STAMP) $(DIST_SOURCES)
 	rm -rf dist
 	$(BIN)/python -m build --no-isolation --outdir dist . >/dev/null
 	@ls dist
+	@touch $@
 
 # --- tests -----------------------------------------------------------------
 test: check-system install
 	$(MAKE) test-unit
 	$(MAKE) test-notebooks
-	$(MAKE) test-determinism
 	$(MAKE) book-strict
 	$(MAKE) test-site
 	$(MAKE) test-lab
@@ -129,19 +134,25 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not site and not lab" -n 2 --dist loadfile tests
 
 # nbval re-executes every chapter and compares each cell's output with the committed one.
+# The committed outputs are made by `make notebooks` with 1 torch thread and
+# PYTHONHASHSEED=0; this pass runs with 2 threads and another hash seed, so one execution
+# proves both that the outputs are current and that neither setting changes a number.
+# Two kernels at a time: OMP_WAIT_POLICY=PASSIVE keeps 2 kernels x 2 threads on 2 cores
+# from spin-waiting (the chapters' training runs in one thread anyway). The wheel test
+# (tests/test_wheel.py) re-runs a chapter with 1 thread against the same outputs;
+# `make test-determinism` runs every chapter that way (not part of `make test`).
 test-notebooks: install
-	$(BIN)/python -m pytest -v --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
-
-# The same comparison with 2 torch threads and another hash seed: the committed
-# outputs (made with 1 thread, PYTHONHASHSEED=0) must come out identical. Two kernels
-# at a time, as above: OMP_WAIT_POLICY=PASSIVE keeps 2 kernels x 2 threads on 2 cores
-# from spin-waiting (the chapters' training runs in one thread anyway).
-test-determinism: install
 	REGCOURSE_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONHASHSEED=12345 $(BIN)/python -m pytest -q --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
 
+# The same comparison with the settings the outputs were made with (1 thread, hash seed 0).
+test-determinism: install
+	REGCOURSE_NUM_THREADS=1 PYTHONHASHSEED=0 $(BIN)/python -m pytest -q --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile $(NOTEBOOKS)
+
 # the browser tests of the site and the PDF's test (tests/test_pdf.py) read both
+# Two browsers at a time (xdist): every test of one page runs on the same worker, which
+# opens the page once per colour mode (tests/conftest.py groups them).
 test-site: install pdf
-	$(BIN)/python -m pytest -q -m site tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m site -n 2 --dist loadgroup tests
 
 # Every chapter opened in a real JupyterLab (with jupyterlab-myst, as `make lab` has it):
 # its prose must render as finished text; screenshots in _build/screenshots/lab/.

@@ -22,3 +22,17 @@ def _cache_dir(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REGCOURSE_CACHE_DIR", str(tmp_path_factory.mktemp("regcourse-cache")))
         yield
+
+
+def pytest_collection_modifyitems(items):
+    """Under xdist's ``--dist loadgroup`` (``make test-site`` runs two browsers), keep every
+    test of one page on one worker: the browser tests share one visit per page and mode
+    (``test_site.look``), and the PDF's tests one reading of the PDF."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("site") is None:
+            continue
+        if "page" in params:
+            item.add_marker(pytest.mark.xdist_group(name=f"page:{params['page']}"))
+        elif item.module.__name__ == "test_pdf":
+            item.add_marker(pytest.mark.xdist_group(name="pdf"))

@@ -597,7 +597,8 @@ def _open(
         landed = _redirect_target(page)
         visit.page.wait_for_url(server + landed, wait_until="load")
         doc = parse(landed)
-    visit.mathjax = visit.page.evaluate(WAIT_FOR_MATHJAX)
+    # (in dark mode MathJax is blocked above: waiting for it would only time out)
+    visit.mathjax = "not loaded (dark mode)" if dark else visit.page.evaluate(WAIT_FOR_MATHJAX)
     if doc.mermaid:
         with contextlib.suppress(PlaywrightTimeout):  # reported as undrawn diagrams
             visit.page.wait_for_function(WAIT_FOR_MERMAID, timeout=15_000, polling=100)
