@@ -18,7 +18,7 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 export PYTHONHASHSEED ?= 0
 export REGCOURSE_NUM_THREADS ?= 1
 
-.PHONY: help install book book-strict pdf dist test test-unit test-notebooks test-determinism test-site test-lab lab serve \
+.PHONY: help install book book-strict pdf dist test test-unit test-notebooks test-determinism test-site test-lab test-browsers lab serve \
         notebooks student grade bench clean distclean check-system requirements
 
 help:
@@ -122,8 +122,7 @@ test: check-system install
 	$(MAKE) test-unit
 	$(MAKE) test-notebooks
 	$(MAKE) book-strict
-	$(MAKE) test-site
-	$(MAKE) test-lab
+	$(MAKE) test-browsers
 
 # Lint and format check (ruff, configured in pyproject.toml), the package's doctests, then
 # the unit tests. Needs no npm and no browser.
@@ -153,6 +152,11 @@ test-determinism: install
 # opens the page once per colour mode (tests/conftest.py groups them).
 test-site: install pdf
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m site -n 2 --dist loadgroup tests
+
+# test-site and test-lab in one run, two browsers at a time: JupyterLab on one worker
+# while the other opens the site's pages, then both on the site (what `make test` runs).
+test-browsers: install pdf
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "site or lab" -n 2 --dist loadgroup tests
 
 # Every chapter opened in a real JupyterLab (with jupyterlab-myst, as `make lab` has it):
 # its prose must render as finished text; screenshots in _build/screenshots/lab/.

@@ -25,11 +25,15 @@ def _cache_dir(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items):
-    """Under xdist's ``--dist loadgroup`` (``make test-site`` runs two browsers), keep every
-    test of one page on one worker: the browser tests share one visit per page and mode
-    (``test_site.look``), and the PDF's tests one reading of the PDF."""
+    """Under xdist's ``--dist loadgroup`` (``make test-browsers`` runs two browsers), keep
+    every test of one page on one worker: the browser tests share one visit per page and
+    mode (``test_site.look``), the PDF's tests one reading of the PDF, and the JupyterLab
+    tests one server."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("lab") is not None:
+            item.add_marker(pytest.mark.xdist_group(name="lab"))  # one JupyterLab server
+            continue
         if item.get_closest_marker("site") is None:
             continue
         if "page" in params:
