@@ -159,18 +159,20 @@ def test_changing_a_printed_number_fails_nbval(tmp_path):
     verdict, and the training below it would only cost time)."""
     src = ROOT / "book" / "weight_decay.ipynb"
     nb = _load(src)
-    for index, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code":
-            continue
-        for out in cell.get("outputs", []):
-            if out["output_type"] == "stream" and "0.4795" in "".join(out["text"]):
-                out["text"] = "".join(out["text"]).replace("0.4795", "0.4796", 1)
-                break
-        else:
-            continue
-        break
-    else:
+    found = next(
+        (
+            (index, out)
+            for index, cell in enumerate(nb["cells"])
+            if cell["cell_type"] == "code"
+            for out in cell.get("outputs", [])
+            if out["output_type"] == "stream" and "0.4795" in "".join(out["text"])
+        ),
+        None,
+    )
+    if found is None:
         pytest.fail("the worked value 0.4795 is not printed in weight_decay.ipynb")
+    index, out = found
+    out["text"] = "".join(out["text"]).replace("0.4795", "0.4796", 1)
     nb["cells"] = nb["cells"][: index + 1]
     bad = tmp_path / "weight_decay.ipynb"
     bad.write_text(json.dumps(nb))
