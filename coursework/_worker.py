@@ -55,6 +55,7 @@ import os
 import select
 import signal
 import sys
+import time
 import types
 
 # --- values across the process boundary -------------------------------------
@@ -614,8 +615,6 @@ class Worker:
         """
         if not self.config.get("pidns") or os.getppid() != 1:
             return
-        import time
-
         me, pause = os.getpid(), 0.001
         deadline = time.monotonic() + SWEEP_TIMEOUT
         while True:

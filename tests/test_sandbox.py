@@ -154,6 +154,26 @@ def _walk_for(marker: str) -> str:
     """)
 
 
+FORK_BOMB = """
+children = 0
+try:
+    while children < 1000:
+        if os.fork() == 0:
+{child}
+        children += 1
+except OSError:
+    pass
+if children >= 1000:
+    raise RuntimeError("no process limit")
+"""
+
+
+def _fork_bomb(child: str) -> str:
+    """A cell that forks until the process limit stops it (and fails if nothing does); each
+    child runs ``child``."""
+    return FORK_BOMB.format(child=textwrap.indent(textwrap.dedent(child).strip("\n"), " " * 12))
+
+
 def _cases(ctx: dict) -> dict:
     """name -> (attack cells, expected scores differing from FULL, {cell offset: status}, options)."""
     m = ctx["marker"]
@@ -346,20 +366,11 @@ def _cases(ctx: dict) -> dict:
         ),
         "bounded fork bomb": (
             [
-                textwrap.dedent(f"""
-            children = 0
+                _fork_bomb(f"""
             try:
-                while children < 1000:
-                    if os.fork() == 0:
-                        try:
-                            os.execv("/usr/bin/sleep", [{m!r}, "600"])
-                        finally:
-                            os._exit(0)
-                    children += 1
-            except OSError:
-                pass
-            if children >= 1000:
-                raise RuntimeError("no process limit")
+                os.execv("/usr/bin/sleep", [{m!r}, "600"])
+            finally:
+                os._exit(0)
         """)
             ],
             {},
@@ -730,6 +741,14 @@ class Listeners:
 # --- grading the table ------------------------------------------------------------------------
 
 
+def _toy_tests_dir(tmp_path: Path) -> Path:
+    """A hidden-tests folder holding the toy chapter's tests."""
+    tests_dir = tmp_path / "hidden"
+    tests_dir.mkdir()
+    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    return tests_dir
+
+
 def _notebook(path: Path, cells: list[str]) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["coursework"] = {"chapter": "toy"}
@@ -921,26 +940,13 @@ BIG_FORK_BOMB = textwrap.dedent("""
     ballast = bytearray(1 << 30)
     for i in range(0, len(ballast), 4096):
         ballast[i] = 1
-    children = 0
-    try:
-        while children < 1000:
-            if os.fork() == 0:
-                time.sleep(600)
-                os._exit(0)
-            children += 1
-    except OSError:
-        pass
-    if children >= 1000:
-        raise RuntimeError("no process limit")
-""")
+""") + _fork_bomb("time.sleep(600)\nos._exit(0)")
 
 
 @needs_sandbox
 def test_a_fork_bomb_of_big_copies_costs_no_points_nor_anyone_elses(tmp_path):
     """Graded at the same time as an honest submission: both get full marks."""
-    tests_dir = tmp_path / "hidden"
-    tests_dir.mkdir()
-    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    tests_dir = _toy_tests_dir(tmp_path)
     bomb = _notebook(tmp_path / "bomb.ipynb", HONEST + [BIG_FORK_BOMB, AFTER])
     honest = _notebook(tmp_path / "honest.ipynb", HONEST + [AFTER])
     kwargs = {"tests_dir": tests_dir, "timeout": 8, "cell_timeout": 60}
@@ -956,9 +962,7 @@ def test_a_fork_bomb_of_big_copies_costs_no_points_nor_anyone_elses(tmp_path):
 def test_threads_that_use_up_the_process_limit_are_named_in_the_feedback(tmp_path):
     """Threads of the notebook's own process cannot be killed before a test: a submission that
     keeps the whole budget in threads fails the tests, and the message says why."""
-    tests_dir = tmp_path / "hidden"
-    tests_dir.mkdir()
-    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    tests_dir = _toy_tests_dir(tmp_path)
     threads = textwrap.dedent("""
         import threading
         started = 0
@@ -981,9 +985,7 @@ def test_threads_that_use_up_the_process_limit_are_named_in_the_feedback(tmp_pat
 @needs_sandbox
 def test_a_sneaky_getattr_is_flagged_for_review_not_silently_passed(tmp_path):
     """What the ban cannot prove from the source is reported for a human, never passed silently."""
-    tests_dir = tmp_path / "hidden"
-    tests_dir.mkdir()
-    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    tests_dir = _toy_tests_dir(tmp_path)
     path = _notebook(
         tmp_path / "sub.ipynb",
         HONEST + ["def ex_hypot(x, y):\n    return getattr(math, 'hy' + 'pot')(x, y)", AFTER],
@@ -1047,9 +1049,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_malformed_notebooks_exit_2_with_one_line(tmp_path, capsys):
-    tests_dir = tmp_path / "hidden"
-    tests_dir.mkdir()
-    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    tests_dir = _toy_tests_dir(tmp_path)
     for name, path in _bad_files(tmp_path).items():
         status = cli.main(["grade", str(path), "--tests-dir", str(tests_dir), "--chapter", "toy"])
         out, err = capsys.readouterr()
@@ -1069,9 +1069,7 @@ def test_chapter_metadata_of_the_wrong_type_is_ignored(tmp_path):
     }
     path = tmp_path / "whatever.ipynb"
     path.write_text(json.dumps(nb))
-    tests_dir = tmp_path / "hidden"
-    tests_dir.mkdir()
-    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    tests_dir = _toy_tests_dir(tmp_path)
     with pytest.raises(GradingError, match="cannot tell which chapter"):
         grade(path, tests_dir=tests_dir)
 
@@ -1080,9 +1078,7 @@ def test_chapter_metadata_of_the_wrong_type_is_ignored(tmp_path):
 
 
 def test_no_bubblewrap_refuses_untrusted_code_unless_asked(tmp_path, monkeypatch, capsys):
-    tests_dir = tmp_path / "hidden"
-    tests_dir.mkdir()
-    (tests_dir / "toy.py").write_text(TOY_TESTS.format(secrets=[SECRET_TESTS]))
+    tests_dir = _toy_tests_dir(tmp_path)
     path = _notebook(tmp_path / "sub.ipynb", HONEST + [AFTER])
     import tempfile
 
